@@ -1,0 +1,235 @@
+"""``factorkit`` command line. Each sub-command parses its flags and calls the Python API.
+
+Exit codes: 0 success, 2 usage/input error (one line on stderr), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import FactorkitError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line through UsageError (exit 2)."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _say(text: str) -> None:
+    if _rank() == 0:
+        print(text, file=sys.stderr)
+
+
+# --- datasets / models ---------------------------------------------------------------------------
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import registry
+
+    rows = []
+    for name in registry.names():
+        e = registry.entry(name)
+        info = e.info.to_dict()
+        info["options"] = registry.option_names(name)
+        if e.factor_note:
+            info["note"] = e.factor_note
+        rows.append(info)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="factorkit datasets")
+    for col in ("name", "image", "factors (values)", "attributes", "--data-root"):
+        table.add_column(col)
+    for r in rows:
+        factors = ", ".join(f"{f['name']} ({f['size']})" for f in r["factors"]) or r.get("note", "-")
+        attrs = ", ".join(r["attributes"]) or r.get("note", "-")
+        table.add_row(r["name"], "x".join(map(str, r["image_shape"])), factors, attrs, "yes" if r["needs_data_root"] else "no")
+    Console().print(table)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import registry
+
+    rows = []
+    for name in registry.names():
+        cls = registry.model_class(name)
+        rows.append({
+            "name": name,
+            "paper": cls.paper,
+            "supervision": cls.supervision,
+            "layout": cls.layout,
+            "operations": sorted(cls.operations),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="factorkit models")
+    for col in ("name", "paper", "supervision", "representation", "operations"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["paper"], r["supervision"], r["layout"], ", ".join(r["operations"]))
+    Console().print(table)
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def build_run_config(args: argparse.Namespace):
+    """RunConfig from defaults → preset → explicit flags → --set (later wins)."""
+    from .config import RunConfig, TrainConfig
+    from .data import registry as data_registry
+    from .models import registry as model_registry
+
+    cls = model_registry.model_class(args.model)
+    entry = data_registry.entry(args.data)
+    if entry.info.needs_data_root and not args.data_root:
+        raise UsageError(f"dataset {args.data!r} reads local files: pass --data-root DIR")
+    if args.data_root and not Path(args.data_root).is_dir():
+        raise UsageError(f"--data-root {args.data_root}: no such directory")
+    cfg = RunConfig(
+        model_name=args.model,
+        data_name=args.data,
+        model=cls.Config(),
+        data=entry.options(),
+        train=TrainConfig(),
+        data_root=args.data_root,
+        preset=args.preset,
+    )
+    cfg.apply(model_registry.preset_overrides(args.model, entry.info, args.preset))
+    flags = {
+        "train.steps": args.steps,
+        "train.batch_size": args.batch_size,
+        "train.seed": args.seed,
+        "train.device": args.device,
+        "train.checkpoint_every": args.checkpoint_every,
+        "train.num_workers": args.num_workers,
+    }
+    cfg.apply({k: v for k, v in flags.items() if v is not None})
+    cfg.apply_strings(args.set or [])
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import default_out, load_run_config
+    from .data import registry as data_registry
+    from .models import registry as model_registry
+    from .train.trainer import Trainer
+
+    if args.resume:
+        if not args.out:
+            raise UsageError("--resume needs --out DIR (the run directory to continue)")
+        out = Path(args.out)
+        if not (out / "config.yaml").is_file():
+            raise UsageError(f"--resume: {out} holds no run (no config.yaml); train without --resume first")
+        cfg = load_run_config(out / "config.yaml")
+        if cfg.model_name != args.model or cfg.data_name != args.data:
+            raise UsageError(
+                f"--resume: {out} trains {cfg.model_name} on {cfg.data_name}, not {args.model} on {args.data}"
+            )
+        if args.steps is not None:
+            cfg.apply({"train.steps": args.steps})
+        if args.device is not None:
+            cfg.apply({"train.device": args.device})
+    else:
+        cfg = build_run_config(args)
+        out = Path(args.out) if args.out else default_out(args.model, args.data)
+
+    cls = model_registry.model_class(cfg.model_name)
+    dataset = data_registry.load(cfg.data_name, "train", root=cfg.data_root, options=cfg.data)
+    cls.check_data(dataset.info)
+    torch.manual_seed(cfg.train.seed)
+    model = cls(cfg.model, dataset.info)
+    model.preset = cfg.preset
+    trainer = Trainer(model, dataset, cfg, out, resume=args.resume, progress=False if args.quiet else None)
+    result = trainer.fit()
+    losses = " ".join(f"{k}={v:.4g}" for k, v in result.losses.items())
+    _say(
+        f"trained {cfg.model_name} on {cfg.data_name}: {result.steps} steps, "
+        f"{result.steps_per_second:.2f} steps/s; {losses}\nrun directory: {result.out}"
+    )
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="factorkit", description="Learn disentangled image representations and edit images with them.")
+    p.add_argument("--version", action="version", version="factorkit 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("datasets", help="list datasets, their factors and attributes")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_datasets)
+
+    s = sub.add_parser("models", help="list models with paper, supervision and representation")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train a model; writes a run directory")
+    s.add_argument("model", help="model name (see `factorkit models`)")
+    s.add_argument("--data", required=True, help="dataset name (see `factorkit datasets`)")
+    s.add_argument("--data-root", help="folder with the dataset's files (digits, celeba, folder)")
+    s.add_argument("--out", help="run directory (default runs/MODEL-DATA-YYYYmmdd-HHMMSS)")
+    s.add_argument("--steps", type=int, help="optimisation steps (default: the preset's)")
+    s.add_argument("--batch-size", type=int, help="images per process per step")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--preset", choices=["fast", "paper"], default="fast",
+                   help="fast = CPU-friendly defaults; paper = the paper's hyper-parameters")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set model.beta=4 (repeatable)")
+    s.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
+    s.add_argument("--num-workers", type=int, help="data loader worker processes")
+    s.add_argument("--resume", action="store_true", help="continue --out DIR from its newest valid checkpoint")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+    return p
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    if _rank() == 0:
+        print(f"factorkit: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    warnings.showwarning = _warning_line
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"factorkit: error: {exc}", file=sys.stderr)
+        return 2
+    except FactorkitError as exc:
+        print(f"factorkit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("factorkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Typed configuration: dataclasses with defaults, ``--set key=value`` overrides, YAML round trip.
+
+A run's configuration has three sections, each a dataclass:
+
+* ``model`` – the model's own ``Config`` (defaults = the paper's, comments cite it),
+* ``data``  – the dataset's ``Options`` (seed, crop, …),
+* ``train`` – :class:`TrainConfig` (steps, batch size, device, checkpoints, …).
+
+``--set model.beta=4`` is parsed against the field's annotated type; an unknown key lists the
+valid ones and a value of the wrong type names the expected type. Nothing here is global state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from .errors import UsageError
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run that is not the model's maths."""
+
+    steps: int = 2000  # optimisation steps (one call of model.train_step each)
+    batch_size: int = 64  # images per process per step
+    seed: int = 0  # seeds weights, data order and every RNG
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = bf16 autocast on CUDA, off on CPU
+    compile: bool = False  # torch.compile the model's modules (CUDA only benefits)
+    checkpoint_every: int = 500  # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 3  # last K checkpoints kept
+    log_every: int = 10  # steps between log.jsonl / TensorBoard scalar records
+    image_every: int = 500  # steps between TensorBoard image grids (0 = never)
+    num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+
+
+# --------------------------------------------------------------------------------------------
+# type handling
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (tuple, list):
+        inner = get_args(tp)[0] if get_args(tp) else Any
+        return f"comma-separated list of {_type_name(inner)}"
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def parse_value(text: str, tp: Any, key: str) -> Any:
+    """Parse the string ``text`` as a value of type ``tp`` (used by ``--set``)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        for choice in choices:
+            if str(choice).lower() == text.strip().lower():
+                return choice
+        raise UsageError(f"--set {key}={text}: expected {_type_name(tp)}")
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if type(None) in args and text.strip().lower() in ("none", "null", "~", ""):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_value(text, arg, key)
+            except UsageError:
+                continue
+        raise UsageError(f"--set {key}={text}: expected {_type_name(tp)}")
+    if origin in (tuple, list):
+        inner = get_args(tp)[0] if get_args(tp) else str
+        parts = [p for p in text.replace("[", "").replace("]", "").split(",") if p.strip()]
+        values = [parse_value(p.strip(), inner, key) for p in parts]
+        return tuple(values) if origin is tuple else values
+    if tp is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"--set {key}={text}: expected a boolean (true/false)")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise UsageError(f"--set {key}={text}: expected an integer") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise UsageError(f"--set {key}={text}: expected a number") from None
+    if tp is str:
+        return text
+    raise UsageError(f"--set {key}: unsupported field type {tp}")
+
+
+def check_value(value: Any, tp: Any, key: str) -> Any:
+    """Validate (and lightly coerce) an already-typed value, e.g. one read from YAML."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise UsageError(f"{key}={value!r}: expected {_type_name(tp)}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        for arg in get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return check_value(value, arg, key)
+            except UsageError:
+                continue
+        raise UsageError(f"{key}={value!r}: expected {_type_name(tp)}")
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            return parse_value(value, tp, key)
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{key}={value!r}: expected {_type_name(tp)}")
+        inner = get_args(tp)[0] if get_args(tp) else Any
+        items = [v if inner is Any else check_value(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UsageError(f"{key}={value!r}: expected a boolean (true/false)")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UsageError(f"{key}={value!r}: expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UsageError(f"{key}={value!r}: expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise UsageError(f"{key}={value!r}: expected a string")
+    return value
+
+
+def field_types(cls_or_obj: Any) -> dict[str, Any]:
+    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if f.init}
+
+
+def replace_checked(obj: Any, section: str, values: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` that rejects unknown keys and checks types."""
+    types_ = field_types(obj)
+    unknown = sorted(set(values) - set(types_))
+    if unknown:
+        raise UsageError(
+            f"unknown key {section}.{unknown[0]}; valid {section} keys: "
+            + ", ".join(f"{section}.{k}" for k in types_)
+        )
+    checked = {k: check_value(v, types_[k], f"{section}.{k}") for k, v in values.items()}
+    return dataclasses.replace(obj, **checked)
+
+
+# --------------------------------------------------------------------------------------------
+# the run configuration
+
+SECTIONS = ("model", "data", "train")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and continue a run; written to ``DIR/config.yaml``."""
+
+    model_name: str
+    data_name: str
+    model: Any  # the model's Config dataclass
+    data: Any  # the dataset's Options dataclass
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data_root: str | None = None
+    preset: str = "fast"
+
+    def valid_keys(self) -> list[str]:
+        return [f"{s}.{k}" for s in SECTIONS for k in field_types(getattr(self, s))]
+
+    def apply(self, overrides: dict[str, Any]) -> None:
+        """Apply ``{"model.beta": 4, ...}`` (already-typed values), checking every key."""
+        by_section: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in SECTIONS or not name:
+                raise UsageError(
+                    f"unknown key {key!r}: keys look like model.NAME, data.NAME or train.NAME; "
+                    f"valid keys: {', '.join(self.valid_keys())}"
+                )
+            by_section.setdefault(section, {})[name] = value
+        for section, values in by_section.items():
+            setattr(self, section, replace_checked(getattr(self, section), section, values))
+
+    def apply_strings(self, assignments: list[str]) -> None:
+        """Apply ``["model.beta=4", ...]`` as typed on the command line."""
+        parsed: dict[str, Any] = {}
+        for item in assignments:
+            key, sep, text = item.partition("=")
+            key = key.strip()
+            if not sep:
+                raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.beta=4")
+            section, _, name = key.partition(".")
+            if section not in SECTIONS or not name:
+                raise UsageError(
+                    f"--set {key}: unknown key; valid keys: {', '.join(self.valid_keys())}"
+                )
+            types_ = field_types(getattr(self, section))
+            if name not in types_:
+                raise UsageError(
+                    f"--set {key}: unknown key; valid {section} keys: "
+                    + ", ".join(f"{section}.{k}" for k in types_)
+                )
+            parsed[key] = parse_value(text, types_[name], key)
+        self.apply(parsed)
+
+    # --- YAML ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        def plain(obj: Any) -> dict[str, Any]:
+            out = {}
+            for k, v in dataclasses.asdict(obj).items():
+                out[k] = list(v) if isinstance(v, tuple) else v
+            return out
+
+        return {
+            "version": CONFIG_VERSION,
+            "preset": self.preset,
+            "model": {"name": self.model_name, **plain(self.model)},
+            "data": {"name": self.data_name, "root": self.data_root, **plain(self.data)},
+            "train": plain(self.train),
+        }
+
+    def save(self, path: str | Path) -> None:
+        from .train.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read ``config.yaml`` and rebuild the typed configuration (model and data registries)."""
+    from .data.registry import dataset_options_class
+    from .models.registry import model_class
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no config.yaml here; is this a factorkit run directory?")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict) or not {"model", "data", "train"} <= set(raw):
+        raise UsageError(f"{path}: expected sections model, data and train")
+    model_raw = dict(raw["model"])
+    data_raw = dict(raw["data"])
+    model_name = model_raw.pop("name")
+    data_name = data_raw.pop("name")
+    data_root = data_raw.pop("root", None)
+    cls = model_class(model_name)
+    cfg = RunConfig(
+        model_name=model_name,
+        data_name=data_name,
+        model=replace_checked(cls.Config(), "model", model_raw),
+        data=replace_checked(dataset_options_class(data_name)(), "data", data_raw),
+        train=replace_checked(TrainConfig(), "train", dict(raw["train"])),
+        data_root=data_root,
+        preset=raw.get("preset", "fast"),
+    )
+    return cfg
+
+
+def is_config(obj: Any) -> bool:
+    return is_dataclass(obj) and not isinstance(obj, type)

@@ -1,0 +1,179 @@
+"""Model base class and Code, the named representation every model returns from ``encode``.
+
+A model is an ``nn.Module`` with a nested ``Config`` dataclass (defaults = the paper's), its
+players' optimizers (``configure_optimizers``) and its own update order (``train_step``). The
+trainer hands ``train_step`` a batch and ``opt``; ``opt.step(name, loss)`` does zero_grad,
+backward (into that player's parameters only), AMP scaling, gradient sync and the step.
+
+User-facing operations take and return images in [0, 1], shape (N, C, H, W). A model lists the
+operations it supports in ``operations``; the others raise :class:`UnsupportedOperation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..data.base import DatasetInfo
+from ..errors import UnsupportedOperation, UsageError
+
+Tensor = torch.Tensor
+
+ALL_OPERATIONS = ("encode", "decode", "reconstruct", "edit", "swap", "traverse", "sample")
+
+
+@dataclass
+class Code:
+    """A representation: ``tensor`` (N, D) plus named slices of its columns.
+
+    ``slices`` names the pieces a method defines (attribute pieces, chunks, knobs, ŷ and z);
+    ``extras`` carries what decoding needs beyond the flat tensor (e.g. a VAE's log-variance).
+    """
+
+    tensor: Tensor
+    slices: dict[str, slice] = field(default_factory=dict)
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name not in self.slices:
+            raise UsageError(f"unknown code part {name!r}; parts: {', '.join(self.slices) or '(none)'}")
+        return self.tensor[:, self.slices[name]]
+
+    def with_part(self, name: str, value: Tensor) -> "Code":
+        """A copy with part ``name`` replaced."""
+        t = self.tensor.clone()
+        t[:, self.slices[name]] = value
+        return Code(t, dict(self.slices), dict(self.extras))
+
+    def __len__(self) -> int:
+        return self.tensor.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.tensor.shape[1]
+
+
+class Model(nn.Module):
+    """Base class of every factorkit model."""
+
+    name: ClassVar[str] = "model"
+    paper: ClassVar[str] = ""
+    supervision: ClassVar[str] = "none"  # none | attributes | classes | one attribute | guidance
+    layout: ClassVar[str] = ""  # human description of the representation
+    operations: ClassVar[frozenset[str]] = frozenset({"encode", "decode", "reconstruct"})
+    metrics: ClassVar[tuple[str, ...]] = ()  # metric names that apply (filled per model)
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, info: DatasetInfo) -> None:
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    # --- configuration -------------------------------------------------------------------
+    @classmethod
+    def presets(cls, info: DatasetInfo) -> dict[str, dict[str, Any]]:
+        """``{"fast": {...}, "paper": {...}}``: overrides of ``model.*`` / ``train.*`` keys for
+        this dataset. ``fast`` is the CPU-friendly default."""
+        return {"fast": {}, "paper": {}}
+
+    @classmethod
+    def check_data(cls, info: DatasetInfo) -> None:
+        """Raise :class:`UsageError` when the model cannot be trained on this dataset."""
+
+    # --- training ------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def configure_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+        return {}
+
+    def train_step(self, batch: dict[str, Tensor], step: int, opt: Any) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def visuals(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Image rows for TensorBoard/report grids: name → (N, C, H, W) in [0, 1]."""
+        x = batch["image"][:8]
+        return {"input": x, "reconstruction": self.reconstruct(x)}
+
+    # --- user-facing operations ----------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def require(self, operation: str) -> None:
+        if operation not in self.operations:
+            raise UnsupportedOperation(
+                f"model {self.name!r} does not support {operation!r}; it supports: "
+                + ", ".join(op for op in ALL_OPERATIONS if op in self.operations)
+            )
+
+    def check_images(self, images: Tensor) -> Tensor:
+        """Validate an image batch at the API boundary (shape, range) and move it to the model."""
+        if not torch.is_tensor(images):
+            raise UsageError("images must be a torch tensor (N, C, H, W) with values in [0, 1]")
+        if images.dim() == 3:
+            images = images[None]
+        expected = tuple(self.info.image_shape)
+        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise UsageError(
+                f"{self.name} expects images of shape (N, {expected[0]}, {expected[1]}, {expected[2]}), "
+                f"got {tuple(images.shape)}"
+            )
+        return images.to(self.device, torch.float32)
+
+    def encode(self, images: Tensor) -> Code:
+        raise NotImplementedError
+
+    def decode(self, code: Code) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        return self.decode(self.encode(images))
+
+    @torch.no_grad()
+    def representation(self, images: Tensor) -> Tensor:
+        """The (N, D) features the metrics score (encoder mean for VAEs)."""
+        return self.encode(images).tensor
+
+    def edit(self, images: Tensor, attribute: str, value: float, **kwargs: Any) -> Tensor:
+        self.require("edit")
+        raise NotImplementedError
+
+    def swap(self, images_a: Tensor, images_b: Tensor, chunks: list[int] | list[str], **kwargs: Any) -> Tensor:
+        self.require("swap")
+        raise NotImplementedError
+
+    def traverse(self, images: Tensor, dim: int, values: Tensor | list[float]) -> Tensor:
+        self.require("traverse")
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        self.require("sample")
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "supervision": self.supervision,
+            "layout": self.layout,
+            "operations": sorted(self.operations),
+        }
+
+
+def images_to_signed(x: Tensor) -> Tensor:
+    """[0, 1] → [−1, 1] (for models that work in tanh range)."""
+    return x * 2.0 - 1.0
+
+
+def signed_to_images(x: Tensor) -> Tensor:
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from factorkit.cli import main
+
+from .fixtures import make_mnist
+
+
+def run_main(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_datasets_json_lists_everything(capsys):
+    code, out, _ = run_main(capsys, "datasets", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) >= {"shapes2d", "faces", "sklearn-digits", "digits", "colored-digits", "celeba", "folder"}
+    assert [f["name"] for f in rows["shapes2d"]["factors"]] == ["shape", "scale", "orientation", "x", "y"]
+    assert [f["size"] for f in rows["shapes2d"]["factors"]] == [3, 6, 40, 32, 32]
+    assert "Smiling" in rows["faces"]["attributes"] and rows["faces"]["has_counterfactual"]
+    assert len(rows["celeba"]["attributes"]) == 40 and rows["celeba"]["needs_data_root"]
+    assert rows["digits"]["needs_data_root"] and not rows["faces"]["needs_data_root"]
+
+
+def test_models_json(capsys):
+    code, out, _ = run_main(capsys, "models", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and {"ae", "betavae"} <= set(rows)
+    assert rows["betavae"]["supervision"] == "none" and "Higgins" in rows["betavae"]["paper"]
+
+
+BAD = [
+    (["train", "ae", "--data", "nosuch"], "unknown dataset 'nosuch'; valid: shapes2d"),
+    (["train", "nosuch", "--data", "shapes2d"], "unknown model 'nosuch'; valid: ae"),
+    (["train", "ae", "--data", "shapes2d", "--set", "model.bogus=1"], "--set model.bogus: unknown key; valid model keys: model.latent_dim"),
+    (["train", "ae", "--data", "shapes2d", "--set", "model.latent_dim=big"], "--set model.latent_dim=big: expected an integer"),
+    (["train", "ae", "--data", "shapes2d", "--set", "train.device=tpu"], "expected one of 'auto', 'cpu', 'cuda'"),
+    (["train", "ae", "--data", "digits"], "dataset 'digits' reads local files: pass --data-root DIR"),
+    (["train", "ae", "--data", "digits", "--data-root", "/no/such/dir"], "--data-root /no/such/dir: no such directory"),
+    (["train", "ae", "--data", "shapes2d", "--preset", "slow"], "invalid choice: 'slow'"),
+    (["train", "ae", "--data", "shapes2d", "--resume"], "--resume needs --out DIR"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD)
+def test_bad_input_exit_2_one_line(capsys, argv, message):
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_wrong_layout_and_empty_resume(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_main(capsys, "train", "ae", "--data", "digits", "--data-root", str(tmp_path / "empty"), "--steps", "1")
+    assert code == 2 and "missing MNIST file" in err and "expected layout" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(capsys, "train", "ae", "--data", "shapes2d", "--resume", "--out", str(tmp_path / "empty"))
+    assert code == 2 and "holds no run" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(capsys, "train", "ae", "--data", "celeba", "--data-root", str(tmp_path / "empty"))
+    assert code == 2 and "list_attr_celeba.txt" in err
+
+
+def test_exit_code_in_a_real_process(cli, tmp_path):
+    r = cli("train", "ae", "--data", "nosuch")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "factorkit: error: unknown dataset 'nosuch'; valid: shapes2d, faces, sklearn-digits, digits, "
+        "colored-digits, celeba, folder"
+    )
+
+
+def test_train_on_mnist_fixture_through_cli(tmp_path, capsys):
+    root = make_mnist(tmp_path / "m", n_train=32)
+    out = tmp_path / "run"
+    code, _, err = run_main(capsys, "train", "ae", "--data", "digits", "--data-root", str(root), "--steps", "3",
+                            "--batch-size", "8", "--num-workers", "0", "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert (out / "model.safetensors").is_file() and "run directory" in err
+    cfg = (out / "config.yaml").read_text()
+    assert f"root: {root}" in cfg and "name: digits" in cfg
