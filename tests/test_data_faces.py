@@ -79,3 +79,19 @@ def test_generator_interface(faces_all):
     np.testing.assert_array_equal(
         same_nuisance.numpy(), F.render(f[:4], faces_all.nuisance_array()[:4]).numpy()
     )
+
+
+def test_feature_window_holds_every_feature_pixel():
+    # extreme faces: every attribute on, widest features, jitter at both ends of its range
+    rng = np.random.default_rng(3)
+    n = 64
+    identity = np.stack([rng.integers(0, s, n) for s in F.ID_SIZES], 1)
+    identity[:32, 0] = 2  # long face (largest ry → lowest mouth)
+    identity[:, 4] = rng.choice([1, 2], n)
+    identity[:, 6] = 2  # widest mouth
+    attrs = np.ones((n, 7), np.int64)
+    nuisance = F.sample_nuisance(n, rng)
+    nuisance[:, 0] = np.where(np.arange(n) % 2, 2.5, -2.5)
+    nuisance[:, 1] = np.where(np.arange(n) % 4 < 2, 2.5, -2.5)
+    rows = torch.cat([torch.from_numpy(np.concatenate([identity, attrs], 1)).float(), torch.from_numpy(nuisance)], 1)
+    torch.testing.assert_close(F._render(rows, windowed=True), F._render(rows, windowed=False), rtol=0, atol=0)

@@ -134,8 +134,8 @@ def intersect(*ds: Tensor) -> Tensor:
 
 
 def over(image: Tensor, colour: Tensor, alpha: Tensor) -> Tensor:
-    """Alpha-composite ``colour`` ((B,C) or (C,)) onto ``image`` (B,C,H,W) with ``alpha`` (B,H,W)."""
+    """Alpha-composite ``colour`` ((B,C) or (C,)) onto ``image`` (B,C,H,W) with ``alpha`` (B,H,W),
+    in place (one fused ``lerp_``: image += alpha·(colour − image)); returns ``image``."""
     if colour.dim() == 1:
         colour = colour[None]
-    a = alpha[:, None]
-    return image * (1.0 - a) + colour[:, :, None, None] * a
+    return image.lerp_(colour[:, :, None, None].expand_as(image), alpha[:, None].expand_as(image))
