@@ -7,10 +7,12 @@
     model = fk.load("runs/x")
 """
 
-from . import data, models
+from . import data, metrics, models
 from .api import load, train
+from .metrics.evaluate import evaluate
 from .errors import FactorkitError, UnsupportedOperation, UsageError
 
 __version__ = "0.1.0"
 
-__all__ = ["FactorkitError", "UnsupportedOperation", "UsageError", "data", "load", "models", "train"]
+__all__ = ["FactorkitError", "UnsupportedOperation", "UsageError", "data", "evaluate", "load", "metrics", "models",
+           "train"]

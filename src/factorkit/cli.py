@@ -172,6 +172,72 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- evaluate --------------------------------------------------------------------------------------
+
+
+def _parse_params(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--param higgins.num_train=1000`` → {"higgins": {"num_train": 1000}} (numbers parsed)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        metric, _, name = key.partition(".")
+        if not sep or not name:
+            raise UsageError(f"--param {item!r}: expected METRIC.KEY=VALUE, e.g. --param higgins.num_train=1000")
+        value: Any = text
+        for cast in (int, float):
+            try:
+                value = cast(text)
+                break
+            except ValueError:
+                continue
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        out.setdefault(metric, {})[name] = value
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data import registry as data_registry
+    from .metrics.evaluate import Settings, check_metrics, evaluate
+
+    run_dir = Path(args.dir)
+    model = load(run_dir)
+    cfg = model.run_config
+    test = data_registry.load(cfg.data_name, "test", root=cfg.data_root, options=cfg.data)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    settings = Settings(
+        fast=args.fast,
+        seed=args.seed,
+        attributes=tuple(a.strip() for a in args.attributes.split(",")) if args.attributes else None,
+        params=_parse_params(args.param),
+        **({"num_train": args.num_train} if args.num_train else {}),
+        **({"num_test": args.num_test} if args.num_test else {}),
+    )
+    check_metrics(model, test.info, metrics)  # unknown / inapplicable → one clear line, before any work
+    if settings.attributes:
+        for a in settings.attributes:
+            test.info.attribute_index(a)
+    _say(f"evaluating {cfg.model_name} ({run_dir}) on {cfg.data_name}/test")
+    record = evaluate(model, test, metrics=metrics, settings=settings, progress=not args.json, out=run_dir / "metrics.json")
+    if args.json:
+        print(json.dumps({k: record[k] for k in ("model", "data", "step", "metrics", "seconds")}, indent=1))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{cfg.model_name} on {cfg.data_name} (test split)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("reference", justify="right")
+        for k, v in record["metrics"].items():
+            ref = record["reference"].get(f"floor.{k}")
+            table.add_row(k, f"{v:.4f}", "" if ref is None else f"random ≈ {ref:.2f}")
+        Console(stderr=False).print(table)
+        _say(f"wrote {run_dir / 'metrics.json'}")
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -206,6 +272,20 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue --out DIR from its newest valid checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="run metrics on the held-out split; writes DIR/metrics.json")
+    s.add_argument("dir", help="run directory")
+    s.add_argument("--metrics", help="comma-separated metric names (default: all that apply, "
+                   "except higgins, factorvae, edit-intensity)")
+    s.add_argument("--json", action="store_true", help="print the scores as JSON")
+    s.add_argument("--fast", action="store_true", help="documented fast mode (DCI on 256 quantile bins per code)")
+    s.add_argument("--attributes", help="edit metrics: comma-separated attributes (default: all)")
+    s.add_argument("--num-train", type=int, help="train-split rows for the array metrics (default 10000)")
+    s.add_argument("--num-test", type=int, help="test-split rows (default 5000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--param", action="append", metavar="METRIC.KEY=VALUE",
+                   help="override a metric hyper-parameter, e.g. --param higgins.num_train=1000")
+    s.set_defaults(func=cmd_evaluate)
     return p
 
 

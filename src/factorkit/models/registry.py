@@ -10,6 +10,7 @@ from ..errors import UsageError
 from .ae import AutoEncoder
 from .base import Model
 from .betavae import BetaVAE
+from .mddae import VARIANTS as MDDAE_VARIANTS
 
 REGISTRY: dict[str, type[Model]] = {}
 
@@ -19,7 +20,7 @@ def register(cls: type[Model]) -> type[Model]:
     return cls
 
 
-for _cls in (AutoEncoder, BetaVAE):
+for _cls in (AutoEncoder, BetaVAE, *MDDAE_VARIANTS):
     register(_cls)
 
 

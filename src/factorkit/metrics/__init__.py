@@ -1,0 +1,17 @@
+"""Metrics: ground-truth-factor scores, attribute/retrieval scores, image and editing scores.
+
+Array cores work on plain arrays (numpy or torch), no model needed::
+
+    fk.metrics.mig(codes, factors)
+    fk.metrics.dci(codes, factors, codes_test, factors_test)
+    fk.metrics.compute("sap", codes, factors, seed=0)
+"""
+
+from .attributes import attr_projection, nn_map
+from .evaluate import ALL_METRICS, Settings, applicable_metrics, compute
+from .factors import dci, factorvae, higgins, mig, modularity, sap
+
+attr_linear = attr_projection  # Hu et al. eq. 5 is Kumar et al.'s projection protocol
+
+__all__ = ["ALL_METRICS", "Settings", "applicable_metrics", "attr_linear", "attr_projection", "compute", "dci",
+           "factorvae", "higgins", "mig", "modularity", "nn_map", "sap"]
