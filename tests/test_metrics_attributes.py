@@ -74,3 +74,18 @@ def test_wilson_interval():
     lo, hi = E.wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
     assert E.wilson_interval(0, 10)[0] == 0.0
+
+
+def test_ms_ssim_equals_torchmetrics_where_it_applies():
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 64, 64, generator=g)
+    y = (x + 0.1 * torch.randn(4, 3, 64, 64, generator=g)).clamp(0, 1)
+    betas = tuple(b / sum(I.WANG_BETAS[:3]) for b in I.WANG_BETAS[:3])
+    ref = tm(y, x, data_range=1.0, kernel_size=11, betas=betas, normalize="relu", reduction="none")
+    torch.testing.assert_close(I.ms_ssim(y, x, window=11, betas=betas), ref, atol=1e-5, rtol=0)
+    # default for 64 px: 7-tap window, differentiable
+    xr = x.clone().requires_grad_(True)
+    I.ms_ssim(xr, y).mean().backward()
+    assert torch.isfinite(xr.grad).all()

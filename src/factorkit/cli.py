@@ -238,6 +238,79 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- edit / report / demo ------------------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import load
+    from .viz.grids import grid, save_png
+    from .viz.io import read_image
+
+    ops = [args.attribute is not None or args.value is not None, args.swap_with is not None, args.traverse is not None]
+    if sum(ops) != 1:
+        raise UsageError("give exactly one edit: --attribute NAME --value V, --swap-with OTHER.png --chunks I,J, or --traverse K")
+    if ops[0] and (args.attribute is None or args.value is None):
+        raise UsageError("--attribute and --value go together, e.g. --attribute Smiling --value 1.5")
+    if args.chunks is not None and args.swap_with is None:
+        raise UsageError("--chunks needs --swap-with OTHER.png")
+    model = load(args.dir)
+    info = model.info
+    image, notice = read_image(args.image, info.channels, info.size)
+    if notice:
+        _say(f"factorkit: note: {notice}")
+    if ops[0]:
+        model.require("edit")
+        info.attribute_index(args.attribute)
+        out = model.edit(image, attribute=args.attribute, value=args.value)[0]
+    elif ops[1]:
+        model.require("swap")
+        if not args.chunks:
+            raise UsageError("--swap-with needs --chunks I,J (the chunks taken from --image)")
+        other, notice = read_image(args.swap_with, info.channels, info.size)
+        if notice:
+            _say(f"factorkit: note: {notice}")
+        try:
+            chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
+        except ValueError:
+            raise UsageError(f"--chunks {args.chunks!r}: expected comma-separated chunk numbers, e.g. 0,3") from None
+        out = model.swap(image, other, chunks=chunks)[0]
+    else:
+        model.require("traverse")
+        code = model.encode(image)
+        if not 0 <= args.traverse < code.dim:
+            raise UsageError(f"--traverse {args.traverse}: the code has dimensions 0..{code.dim - 1}")
+        lo, hi = model.traversal_range(args.traverse)
+        values = torch.linspace(lo, hi, args.steps)
+        out = grid(model.traverse(image, args.traverse, values).cpu())
+    path = save_png(out.cpu(), args.out)
+    _say(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .viz.report import build_report
+
+    path = build_report(args.dir)
+    _say(f"wrote {path}")
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out, steps=args.steps)
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -286,6 +359,27 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="METRIC.KEY=VALUE",
                    help="override a metric hyper-parameter, e.g. --param higgins.num_train=1000")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("edit", help="edit one image with a trained model (or draw a traversal strip)")
+    s.add_argument("dir", help="run directory")
+    s.add_argument("--image", required=True, help="input PNG/JPEG (converted to the model's size and mode)")
+    s.add_argument("--attribute", help="attribute to set, e.g. Smiling")
+    s.add_argument("--value", type=_number, help="value for --attribute: any real number, e.g. 1.5")
+    s.add_argument("--swap-with", help="second image for a chunk swap")
+    s.add_argument("--chunks", help="chunks taken from --image, e.g. 0,3 (the rest from --swap-with)")
+    s.add_argument("--traverse", type=int, metavar="K", help="draw a strip varying code dimension K")
+    s.add_argument("--steps", type=int, default=7, help="images in a --traverse strip")
+    s.add_argument("--out", required=True, help="output PNG (written atomically)")
+    s.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("report", help="write DIR/report.html (self-contained)")
+    s.add_argument("dir", help="run directory")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("demo", help="train mddAE on procedural faces in minutes, evaluate, write the report")
+    s.add_argument("--out", help="run directory (default runs/demo-YYYYmmdd-HHMMSS)")
+    s.add_argument("--steps", type=int, help="training steps (default: the demo preset's)")
+    s.set_defaults(func=cmd_demo)
     return p
 
 

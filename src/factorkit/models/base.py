@@ -160,6 +160,18 @@ class Model(nn.Module):
         self.require("sample")
         raise NotImplementedError
 
+    def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
+        """Range to traverse code dimension ``dim``: the 2nd–98th percentile of ``codes``
+        (codes of real images) when given, else ±3."""
+        if codes is not None and len(codes) > 1:
+            q = torch.quantile(codes[:, dim].float().cpu(), torch.tensor([0.02, 0.98]))
+            return float(q[0]), float(q[1])
+        return -3.0, 3.0
+
+    def dimension_label(self, dim: int) -> str:
+        """A name for code dimension ``dim`` in reports (e.g. ' (ŷ Smiling)')."""
+        return ""
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

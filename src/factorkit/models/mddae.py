@@ -290,6 +290,16 @@ class MddAE(Model):
         out = self.decode(Code(t, code.slices))
         return out.view(n, v, *out.shape[1:])
 
+    def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
+        if dim < self.y_dim:
+            return (-0.5, 2.0) if not self.classes else (0.0, 1.0)  # ŷ units: any real value (§3.5)
+        return super().traversal_range(dim, codes)
+
+    def dimension_label(self, dim: int) -> str:
+        if dim < self.y_dim:
+            return f" (ŷ {self.info.attributes[dim]})"
+        return f" (z {dim - self.y_dim})"
+
     def visuals(self, batch):
         x = batch["image"][:8]
         rows = {"input": x, "reconstruction": self.reconstruct(x)}

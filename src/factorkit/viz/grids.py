@@ -70,3 +70,53 @@ def save_png(image: Tensor, path: str | Path, scale: int = 1) -> Path:
     path = Path(path)
     atomic_write_bytes(path, png_bytes(image, scale))
     return path
+
+
+# --- model grids: each returns a (3, H, W) image ----------------------------------------------------
+
+
+@torch.no_grad()
+def reconstruction_grid(model, images: Tensor) -> Tensor:
+    """Row 1: inputs; row 2: reconstructions."""
+    return image_rows([images, model.reconstruct(images)])
+
+
+@torch.no_grad()
+def edit_grid(model, images: Tensor, attribute: str, values) -> Tensor:
+    """Rows = images; column 0 = input, column 1 = reconstruction, then one column per value."""
+    cols = [images, model.reconstruct(images)] + [model.edit(images, attribute=attribute, value=float(v)) for v in values]
+    return grid(torch.stack([c.cpu() for c in cols], 1))
+
+
+@torch.no_grad()
+def traversal_grid(model, images: Tensor, dim: int, values) -> Tensor:
+    """Rows = images; columns = code dimension ``dim`` set to each value."""
+    return grid(model.traverse(images, dim, values).cpu())
+
+
+@torch.no_grad()
+def swap_grid(model, images_a: Tensor, images_b: Tensor, chunks) -> Tensor:
+    """Row 0 / column 0 show b / a; cell (i, j) = chunks of a_i with the rest from b_j."""
+    n, m = len(images_a), len(images_b)
+    blank = torch.ones_like(images_a[:1])
+    rows = [torch.cat([blank, images_b])]
+    for i in range(n):
+        swapped = model.swap(images_a[i : i + 1].expand(m, *images_a.shape[1:]), images_b, chunks=chunks)
+        rows.append(torch.cat([images_a[i : i + 1], swapped.cpu()]))
+    return grid(torch.stack(rows))
+
+
+@torch.no_grad()
+def counterfactual_grid(model, dataset, indices, attribute: str) -> Tensor:
+    """Per row: input, reconstruction, the model's edit (attribute flipped), the true
+    counterfactual render, and |edit − counterfactual| (×3, for visibility)."""
+    import numpy as np
+
+    idx = np.asarray(indices)
+    x = dataset.images_at(idx)
+    k = dataset.info.attribute_index(attribute)
+    target = 1 - dataset.attribute_array()[idx, k]
+    edited = model.edit(x, attribute=attribute, value=torch.as_tensor(target, dtype=torch.float32)).cpu()
+    cf = dataset.counterfactual(idx, attribute, target.astype(np.int64))
+    diff = ((edited - cf).abs() * 3).clamp(0, 1)
+    return grid(torch.stack([x, model.reconstruct(x).cpu(), edited, cf, diff], 1))
