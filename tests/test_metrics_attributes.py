@@ -89,3 +89,26 @@ def test_ms_ssim_equals_torchmetrics_where_it_applies():
     xr = x.clone().requires_grad_(True)
     I.ms_ssim(xr, y).mean().backward()
     assert torch.isfinite(xr.grad).all()
+
+
+def test_edit_intensity_follows_the_edit_and_reuses_fitted_svms(monkeypatch):
+    import factorkit as fk
+
+    train, test = fk.data.load("faces", "train", size=1500), fk.data.load("faces", "test", size=1500)
+    k = train.info.attribute_index("Eyeglasses")
+    pos = train.images_at(np.flatnonzero(train.attribute_array()[:, k] > 0.5)[:200]).mean(0)
+
+    class Oracle:  # "edits" to the mean image with glasses when v ≥ 0.5, else leaves the face alone
+        def edit(self, images, attribute, value):
+            return pos.expand_as(images).clone() if value >= 0.5 else images
+
+    fits = []
+    real = __import__("sklearn.svm", fromlist=["LinearSVC"]).LinearSVC.fit
+    monkeypatch.setattr("sklearn.svm.LinearSVC.fit", lambda self, *a, **kw: fits.append(1) or real(self, *a, **kw))
+    E._SVMS.clear()
+    r = E.edit_intensity(Oracle(), train, test, "Eyeglasses", values=(0.25, 1.0), repeats=2, max_train=300, max_test=100)
+    assert r["values"] == [0.25, 1.0] and r["n"] == 100 and len(fits) == 2
+    assert r["error"][0] > 0.5 and r["error"][1] == 0.0  # unedited faces stay 'without'; the edit moves all
+    assert 0.5 <= r["svm_majority"] <= 1.0
+    again = E.edit_intensity(Oracle(), train, test, "Eyeglasses", values=(0.25, 1.0), repeats=2, max_train=300, max_test=100)
+    assert len(fits) == 2 and again["error"] == r["error"]  # SVMs fitted once per (dataset, attribute, repeat)

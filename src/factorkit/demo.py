@@ -21,8 +21,7 @@ import torch
 
 # ≈ 5 minutes of training on 2 CPU cores (measured in docs/results.md)
 DEMO_STEPS = 2000
-DEMO_SETTINGS = {"train.batch_size": 32, "model.lr": 1e-3, "train.checkpoint_every": 500, "train.image_every": 500,
-                 "train.num_workers": 1}
+DEMO_SETTINGS = {"train.checkpoint_every": 500, "train.image_every": 500, "train.num_workers": 1}
 
 
 def run_demo(out: str | Path | None = None, steps: int | None = None) -> int:
@@ -37,7 +36,7 @@ def run_demo(out: str | Path | None = None, steps: int | None = None) -> int:
     train = fk.data.load("faces", "train")
     test = fk.data.load("faces", "test")
     torch.manual_seed(0)
-    model = fk.models.build("mddae", train, lr=DEMO_SETTINGS["model.lr"])
+    model = fk.models.build("mddae", train)  # the fast preset
     cfg = run_config_for(model, train, steps=steps or DEMO_STEPS,
                          **{k.split(".", 1)[1]: v for k, v in DEMO_SETTINGS.items() if k.startswith("train.")})
     say(f"factorkit demo: training mddAE on procedural faces for {cfg.train.steps} steps → {out}")

@@ -82,14 +82,4 @@ class AutoEncoder(Model):
     @torch.no_grad()
     def traverse(self, images: Tensor, dim: int, values) -> Tensor:
         """(N, V, C, H, W): each image's code with dimension ``dim`` set to each of ``values``."""
-        code = self.encode(images)
-        if not 0 <= dim < code.dim:
-            from ..errors import UsageError
-
-            raise UsageError(f"traverse: dimension {dim} out of range 0..{code.dim - 1}")
-        values = torch.as_tensor(values, dtype=code.tensor.dtype, device=code.tensor.device)
-        n, v = len(code), len(values)
-        t = code.tensor.repeat_interleave(v, dim=0)
-        t[:, dim] = values.repeat(n)
-        out = self.decode(Code(t, code.slices, {k: e.repeat_interleave(v, 0) for k, e in code.extras.items()}))
-        return out.view(n, v, *out.shape[1:])
+        return self.decode_traversal(self.encode(images), dim, values)

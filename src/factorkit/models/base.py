@@ -156,6 +156,17 @@ class Model(nn.Module):
         self.require("traverse")
         raise NotImplementedError
 
+    def decode_traversal(self, code: Code, dim: int, values) -> Tensor:
+        """(N, V, C, H, W): ``code`` with dimension ``dim`` set to each of ``values``, decoded."""
+        if not 0 <= dim < code.dim:
+            raise UsageError(f"traverse: dimension {dim} out of range 0..{code.dim - 1}")
+        values = torch.as_tensor(values, dtype=code.tensor.dtype, device=code.tensor.device)
+        n, v = len(code), len(values)
+        t = code.tensor.repeat_interleave(v, dim=0)
+        t[:, dim] = values.repeat(n)
+        out = self.decode(Code(t, code.slices, {k: e.repeat_interleave(v, 0) for k, e in code.extras.items()}))
+        return out.view(n, v, *out.shape[1:])
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         self.require("sample")
         raise NotImplementedError

@@ -11,6 +11,7 @@ from .ae import AutoEncoder
 from .base import Model
 from .betavae import BetaVAE
 from .mddae import VARIANTS as MDDAE_VARIANTS
+from .mixing import VARIANTS as MIXING_VARIANTS
 
 REGISTRY: dict[str, type[Model]] = {}
 
@@ -20,7 +21,7 @@ def register(cls: type[Model]) -> type[Model]:
     return cls
 
 
-for _cls in (AutoEncoder, BetaVAE, *MDDAE_VARIANTS):
+for _cls in (AutoEncoder, BetaVAE, *MDDAE_VARIANTS, *MIXING_VARIANTS):
     register(_cls)
 
 

@@ -1,0 +1,185 @@
+import numpy as np
+import pytest
+import torch
+
+import factorkit as fk
+from factorkit.errors import UsageError
+from factorkit.models.base import images_to_signed
+from factorkit.models.mixing import TERMS, Decoder, Encoder, Mixing, chunk_mask, mix
+from factorkit.train.distributed import Dist
+from factorkit.train.trainer import Players
+
+TINY = {"num_chunks": 4, "chunk_size": 3, "width": 0.125, "cls_width": 0.05}
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return fk.data.load("faces", "test", size=400)
+
+
+def build(ds, **kw):
+    torch.manual_seed(0)
+    return fk.models.build(kw.pop("name", "mixing"), ds, **{**TINY, **kw})
+
+
+def test_mask_and_unmixing_identity():
+    torch.manual_seed(1)
+    f1, f2 = torch.randn(5, 12), torch.randn(5, 12)
+    m = torch.tensor([[1.0, 0.0, 1.0, 0.0]]).expand(5, 4)
+    mask = chunk_mask(m, 3)
+    assert mask.shape == (5, 12) and mask[0].tolist() == [1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    f12 = mix(f1, f2, mask)
+    assert torch.equal(f12[:, :3], f1[:, :3]) and torch.equal(f12[:, 3:6], f2[:, 3:6])
+    # unmixing with the same mask restores f1 exactly when the encoder inverts the decoder
+    assert torch.equal(mix(f12, f1, mask), f1)
+
+
+def test_mask_per_batch_vs_per_sample(faces):
+    for mode, rows in (("per_batch", 1), ("per_sample", 7)):
+        model = build(faces, mask=mode)
+        torch.manual_seed(0)
+        m = model.sample_mask(7, "cpu")
+        assert m.shape == (rows, 4) and set(m.unique().tolist()) <= {0.0, 1.0}
+    model = build(faces)
+    m = torch.stack([model.sample_mask(1, "cpu") for _ in range(200)])
+    assert 0.4 < float(m.mean()) < 0.6  # Bernoulli(0.5)
+
+
+def test_swap_all_and_no_chunks_are_reconstructions(faces):
+    model = build(faces).eval()
+    a, b = faces.images_at(np.arange(4)), faces.images_at(np.arange(4, 8))
+    all_chunks = list(range(4))
+    torch.testing.assert_close(model.swap(a, b, chunks=all_chunks), model.reconstruct(a))
+    torch.testing.assert_close(model.swap(a, b, chunks=[]), model.reconstruct(b))
+    mixed = model.swap(a, b, chunks=[0, "chunk2"])
+    assert mixed.shape == a.shape and not torch.allclose(mixed, model.reconstruct(a))
+    with pytest.raises(UsageError, match="unknown chunk 9; mixing has chunks 0..3"):
+        model.swap(a, b, chunks=[9])
+
+
+def test_retrieve_ranks_by_l2_on_chunks(faces):
+    model = build(faces).eval()
+    g = faces.images_at(np.arange(10))
+    idx, dist = model.retrieve(g[:3], g, chunks=[1])
+    assert idx[:, 0].tolist() == [0, 1, 2] and torch.allclose(dist[:, 0], torch.zeros(3), atol=1e-3)
+    assert bool((dist[:, 1:] >= dist[:, :-1]).all())
+    f = model.encode(g).tensor[:, 3:6]
+    expect = torch.cdist(f[:3], f).argsort(1)
+    assert torch.equal(idx, expect)
+
+
+def _param_owner(model):
+    owner = {}
+    for prefix in ("encoder", "decoder", "classifier", "discriminator"):
+        for n, p in getattr(model, prefix).named_parameters():
+            owner[f"{prefix}.{n}"] = prefix
+    return owner
+
+
+def test_each_player_step_changes_only_its_parameters(faces):
+    model = build(faces).train()
+    opts = model.configure_optimizers()
+    assert list(opts) == ["generator", "classifier", "discriminator"]  # §4.7 order
+    batches = iter([faces.get_batch(np.arange(i, i + 6)) for i in range(0, 36, 6)])
+    players = Players(model, opts, {n: None for n in opts}, Dist(), fetch=lambda: next(batches))
+    own = {"generator": {"encoder", "decoder"}, "classifier": {"classifier"}, "discriminator": {"discriminator"}}
+    owner = _param_owner(model)
+    changed_by = {}
+    real_step = players.step
+
+    def spy(name, loss, **kw):
+        before = {k: v.detach().clone() for k, v in model.named_parameters()}
+        real_step(name, loss, **kw)
+        changed_by[name] = {owner[k] for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+
+    players.step = spy
+    losses = model.train_step(next(batches), 0, players)
+    assert set(losses) >= {"mix", "gan", "cls", "generator", "classifier", "discriminator"}
+    assert list(changed_by) == ["generator", "classifier", "discriminator"]
+    for name, changed in changed_by.items():
+        assert changed == own[name], (name, changed)
+
+
+def test_classifier_sees_x1_x2_x3_in_order(faces):
+    model = build(faces).train()
+    seen = []
+    model.classifier.features.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    batch = faces.get_batch(np.arange(5))
+    x1 = images_to_signed(batch["image"])
+    torch.manual_seed(3)
+    x2, _, m, mask, x3 = model.mixed(x1)
+    model.classifier_loss(x1, x2, x3, m)
+    inp = seen[-1]
+    assert inp.shape[1] == 9
+    assert torch.equal(inp[:, :3], x1) and torch.equal(inp[:, 3:6], x1.roll(1, 0)) and torch.equal(inp[:, 6:], x3)
+    # and x3 is the decoded mix m⊙f1 + (1−m)⊙f2 with f2 the rolled batch
+    f1 = model.encoder(x1)
+    torch.testing.assert_close(x3, model.decoder(mask * f1 + (1 - mask) * f1.roll(1, 0)))
+
+
+def test_ablation_switches_and_weights(faces):
+    players = {t: list(build(faces, terms=t).configure_optimizers()) for t in TERMS}
+    assert players["AE"] == ["generator"] and players["MIX"] == ["generator"]
+    assert players["MIX+C"] == ["generator", "classifier"] and players["MIX+G"] == ["generator", "discriminator"]
+    assert players["C+G"] == ["generator", "classifier", "discriminator"]
+    assert build(faces, weights="code").w == {"ae1": 0.0, "ae2": 10.0, "mix": 10.0, "gan": 1.0, "cls": 1.0}
+    assert build(faces, lambda_mix=30.0).w == {"ae1": 0.0, "ae2": 0.0, "mix": 30.0, "gan": 1.0, "cls": 1.0}
+    with pytest.raises(UsageError, match="not a Table 2 row"):
+        build(faces, terms="MIX+X")
+    ae = build(faces, name="mixing-ae")
+    assert ae.chunk_names() == ["chunk0"] and ae.encode(faces.images_at([0])).slices["chunk0"] == slice(0, 12)
+    assert not ae.supports("swap")
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 1), (64, 3)])
+def test_layouts_for_28_32_64(size, channels):
+    enc, dec = Encoder(channels, size, 16, 0.125, "instance"), Decoder(16, channels, size, 0.125, "instance")
+    f = enc(torch.rand(2, channels, size, size))
+    assert f.shape == (2, 16) and dec(f).shape == (2, channels, size, size)
+
+
+def test_training_lowers_the_mixing_loss(tmp_path):
+    ds = fk.data.load("sklearn-digits", "train")
+    torch.manual_seed(0)
+    model = fk.models.build("mixing", ds, terms="MIX", num_chunks=4, chunk_size=4, width=0.25, lr=2e-3)
+    out = fk.train(model, ds, steps=60, out=tmp_path / "run", batch_size=32, num_workers=0, progress=False, log_every=1)
+    import json
+
+    log = [json.loads(line) for line in (out.out / "log.jsonl").read_text().splitlines() if '"losses"' in line]
+    first = np.mean([r["losses"]["mix"] for r in log[:5]])
+    last = np.mean([r["losses"]["mix"] for r in log[-5:]])
+    assert last < 0.7 * first, (first, last)
+
+
+def test_cli_swap_and_report_sections(tmp_path, capsys):
+    import re
+
+    from PIL import Image
+
+    from factorkit.cli import main
+
+    run = tmp_path / "mix"
+    tiny = ["--set", "model.num_chunks=3", "--set", "model.chunk_size=2", "--set", "model.width=0.125",
+            "--set", "model.cls_width=0.05", "--set", "data.size=2000", "--batch-size", "8", "--num-workers", "0", "--quiet"]
+    assert main(["train", "mixing", "--data", "faces", "--steps", "3", "--out", str(run), *tiny]) == 0
+    ds = fk.data.load("faces", "test", size=2000)
+    paths = []
+    for i in (0, 1):
+        arr = (ds[i]["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(arr).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    out = tmp_path / "swapped.png"
+    assert main(["edit", str(run), "--image", paths[0], "--swap-with", paths[1], "--chunks", "0,2", "--out", str(out)]) == 0
+    got = np.asarray(Image.open(out))
+    model = fk.load(run)
+    a, b = (torch.from_numpy(np.asarray(Image.open(p)).astype(np.float32) / 255).permute(2, 0, 1)[None] for p in paths)
+    expect = (model.swap(a, b, chunks=[0, 2])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(got, expect)
+    capsys.readouterr()
+    assert main(["edit", str(run), "--image", paths[0], "--attribute", "Smiling", "--value", "1", "--out", str(out)]) == 2
+    assert "does not support 'edit'" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    titles = re.findall(r"<section><h2>(.*?)</h2>", page)
+    assert "Swaps" in titles and "Edits across intensities" not in titles
+    assert page.count("<h3>chunk ") == 3
