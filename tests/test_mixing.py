@@ -123,7 +123,12 @@ def test_ablation_switches_and_weights(faces):
     assert players["MIX+C"] == ["generator", "classifier"] and players["MIX+G"] == ["generator", "discriminator"]
     assert players["C+G"] == ["generator", "classifier", "discriminator"]
     assert build(faces, weights="code").w == {"ae1": 0.0, "ae2": 10.0, "mix": 10.0, "gan": 1.0, "cls": 1.0}
-    assert build(faces, lambda_mix=30.0).w == {"ae1": 0.0, "ae2": 0.0, "mix": 30.0, "gan": 1.0, "cls": 1.0}
+    assert build(faces, lambda_mix=2.0).w == {"ae1": 0.0, "ae2": 0.0, "mix": 2.0, "gan": 1.0, "cls": 1.0}
+    # 64² RGB faces are CelebA-like: λ_M = 30 in both presets (with 1 the decoder collapsed);
+    # the AE rows weight their reconstruction the same; grayscale data keeps the paper's 1.
+    for preset in ("fast", "paper"):
+        assert build(faces, preset=preset).w["mix"] == 30.0 and build(faces, preset=preset, terms="AE+C+G").w["ae1"] == 30.0
+    assert build(fk.data.load("shapes2d", "train")).w == {"ae1": 0.0, "ae2": 0.0, "mix": 1.0, "gan": 1.0, "cls": 1.0}
     with pytest.raises(UsageError, match="not a Table 2 row"):
         build(faces, terms="MIX+X")
     ae = build(faces, name="mixing-ae")
