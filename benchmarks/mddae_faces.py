@@ -55,6 +55,14 @@ def train_variant(name: str, train, steps: int, out: Path, reuse: bool, seed: in
     return cost
 
 
+def trained(name: str, kind: str, train, steps: int, out: Path, reuse: bool):
+    """(run directory, cost, loaded model) of variant ``name`` trained on ``kind`` data."""
+    run = out / f"{kind}-{name}"
+    print(f"== {kind} {name}: training {steps} steps", flush=True)
+    cost = train_variant(name, train, steps, run, reuse)
+    return run, cost, fk.load(run)
+
+
 @torch.no_grad()
 def code_scale(model, test) -> dict:
     x = test.images_at(np.arange(1000))
@@ -87,18 +95,13 @@ def main() -> None:
     a.figures.mkdir(parents=True, exist_ok=True)
     train, test = fk.data.load("faces", "train"), fk.data.load("faces", "test")
     results: dict = {"faces": {}, "digits": {}, "command": f"python benchmarks/mddae_faces.py --steps {a.steps}"}
-    previous = a.out / "results.json"
-    if a.reuse and previous.exists():  # finished variants keep their measured entries (no re-evaluation)
-        results.update({k: v for k, v in json.loads(previous.read_text()).items() if k in ("faces", "digits")})
+    path = a.out / "results.json"
+    if a.reuse and path.exists():  # finished variants keep their measured entries (no re-evaluation)
+        results.update({k: v for k, v in json.loads(path.read_text()).items() if k in ("faces", "digits")})
 
     # --- faces: train, reconstruct, edit --------------------------------------------------------
-    for name in a.variants:
-        if name in results["faces"]:
-            continue
-        run = a.out / f"faces-{name}"
-        print(f"== {name}: training {a.steps} steps", flush=True)
-        cost = train_variant(name, train, a.steps, run, a.reuse)
-        model = fk.load(run)
+    for name in (n for n in a.variants if n not in results["faces"]):
+        run, cost, model = trained(name, "faces", train, a.steps, a.out, a.reuse)
         editable = model.supports("edit")
         metrics = ["rmse", "psnr", "ssim", "mse"] + (["counterfactual"] if editable else [])
         t = time.perf_counter()
@@ -123,17 +126,12 @@ def main() -> None:
         results["faces"][name] = entry
         print(f"   {cost['steps_per_s']} steps/s, {cost['wall_s']} s; RMSE {rec['metrics']['rmse']:.4f} "
               f"PSNR {rec['metrics']['psnr']:.2f} SSIM {rec['metrics']['ssim']:.3f}; {entry['scale']}", flush=True)
-        (a.out / "results.json").write_text(json.dumps(results, indent=1))
+        path.write_text(json.dumps(results, indent=1))
 
     # --- sklearn-digits: reconstruction table + class swap (case 1) ----------------------------
     dtrain, dtest = fk.data.load("sklearn-digits", "train"), fk.data.load("sklearn-digits", "test")
-    for name in a.variants:
-        if name in results["digits"]:
-            continue
-        run = a.out / f"digits-{name}"
-        print(f"== digits {name}: training {a.digits_steps} steps", flush=True)
-        cost = train_variant(name, dtrain, a.digits_steps, run, a.reuse)
-        model = fk.load(run)
+    for name in (n for n in a.variants if n not in results["digits"]):
+        run, cost, model = trained(name, "digits", dtrain, a.digits_steps, a.out, a.reuse)
         rec = evaluate(model, dtest, metrics=["rmse", "psnr", "ssim", "mse"], train_dataset=dtrain,
                        settings=Settings(image_rows=len(dtest)), out=run / "metrics.json")
         entry = {"cost": cost, "metrics": rec["metrics"]}
@@ -156,7 +154,7 @@ def main() -> None:
         results["digits"][name] = entry
         print(f"   RMSE {rec['metrics']['rmse']:.4f} PSNR {rec['metrics']['psnr']:.2f} SSIM {rec['metrics']['ssim']:.3f} "
               f"{entry.get('swap_readback_mean', '')}", flush=True)
-        (a.out / "results.json").write_text(json.dumps(results, indent=1))
+        path.write_text(json.dumps(results, indent=1))
     print(markdown(results, a))
 
 

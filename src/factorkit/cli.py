@@ -252,7 +252,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
     from .api import load
-    from .viz.grids import grid, save_png
+    from .viz.grids import save_png, traversal_grid
     from .viz.io import read_image
 
     ops = [args.attribute is not None or args.value is not None, args.swap_with is not None, args.traverse is not None]
@@ -290,7 +290,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             raise UsageError(f"--traverse {args.traverse}: the code has dimensions 0..{code.dim - 1}")
         lo, hi = model.traversal_range(args.traverse)
         values = torch.linspace(lo, hi, args.steps)
-        out = grid(model.traverse(image, args.traverse, values).cpu())
+        out = traversal_grid(model, image, args.traverse, values)
     path = save_png(out.cpu(), args.out)
     _say(f"wrote {path}")
     return 0

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -83,39 +84,44 @@ def _flat(x: Tensor) -> np.ndarray:
 _SVMS: dict = {}  # fitted pixel SVMs, shared by every model evaluated in this process
 
 
+def _pixel_svm(train_dataset, k: int, r: int, seed: int, max_train: int, C: float, test_pixels, y_te: np.ndarray):
+    """Repeat ``r``'s linear SVM on standardised training pixels for attribute ``k`` (balanced
+    subsample), with its accuracy on (test_pixels(), y_te); cached in ``_SVMS``."""
+    from sklearn.svm import LinearSVC
+
+    key = (train_dataset.info.name, len(train_dataset), k, seed, r, max_train, C, len(y_te))
+    if key not in _SVMS:
+        train_attr = train_dataset.attribute_array()[:, k] > 0.5
+        pos, neg = np.flatnonzero(train_attr), np.flatnonzero(~train_attr)
+        rr = np.random.default_rng(seed + 1 + r)
+        m = min(len(pos), len(neg), max_train // 2)
+        sub = np.sort(np.concatenate([rr.choice(pos, m, replace=False), rr.choice(neg, m, replace=False)]))
+        xs = _flat(_images(train_dataset, sub))
+        mean, std = xs.mean(0), xs.std(0) + 1e-6
+        svm = LinearSVC(C=C, dual=True, max_iter=2000, random_state=seed + r).fit((xs - mean) / std, train_attr[sub].astype(int))
+        _SVMS[key] = (svm, mean, std, float(np.mean(svm.predict((test_pixels() - mean) / std) == y_te)))
+    return _SVMS[key]
+
+
 @torch.no_grad()
 def edit_intensity(model, train_dataset, test_dataset, attribute: str,
                    values=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), repeats: int = 5,
                    max_train: int = 4000, max_test: int | None = 1000, seed: int = 0, C: float = 1e-4) -> dict:
-    from sklearn.svm import LinearSVC
-
     k = test_dataset.info.attribute_index(attribute)
     name = test_dataset.info.attributes[k]
-    train_attr = train_dataset.attribute_array()[:, k] > 0.5
-    pos, neg = np.flatnonzero(train_attr), np.flatnonzero(~train_attr)
     rows = np.flatnonzero(test_dataset.attribute_array()[:, k] <= 0.5)
     rng = np.random.default_rng(seed)
     if max_test and len(rows) > max_test:
         rows = np.sort(rng.choice(rows, max_test, replace=False))
     x = _images(test_dataset, rows)
     edited = {v: _flat(_batched(lambda b, v=v: model.edit(b, attribute=name, value=float(v)), x)) for v in values}
+    n_te = min(len(test_dataset), 2000)  # the judge's own test accuracy: first 2,000 test images
+    y_te = test_dataset.attribute_array()[:n_te, k] > 0.5
+    test_pixels = functools.cache(lambda: _flat(_images(test_dataset, np.arange(n_te))))  # rendered once, if needed
     errors = np.zeros((repeats, len(values)))
     svm_acc = []
     for r in range(repeats):
-        key = (train_dataset.info.name, len(train_dataset), len(test_dataset), name, seed, r, max_train, C)
-        if key not in _SVMS:
-            rr = np.random.default_rng(seed + 1 + r)
-            m = min(len(pos), len(neg), max_train // 2)
-            sub = np.sort(np.concatenate([rr.choice(pos, m, replace=False), rr.choice(neg, m, replace=False)]))
-            xs = _flat(_images(train_dataset, sub))
-            ys = train_attr[sub].astype(int)
-            mean, std = xs.mean(0), xs.std(0) + 1e-6
-            svm = LinearSVC(C=C, dual=True, max_iter=2000, random_state=seed + r).fit((xs - mean) / std, ys)
-            n_te = min(len(test_dataset), 2000)
-            acc = float(np.mean(svm.predict((_flat(_images(test_dataset, np.arange(n_te))) - mean) / std)
-                                == (test_dataset.attribute_array()[:n_te, k] > 0.5)))
-            _SVMS[key] = (svm, mean, std, acc)
-        svm, mean, std, acc = _SVMS[key]
+        svm, mean, std, acc = _pixel_svm(train_dataset, k, r, seed, max_train, C, test_pixels, y_te)
         svm_acc.append(acc)
         for i, v in enumerate(values):
             errors[r, i] = float(np.mean(svm.predict((edited[v] - mean) / std) == 0))
@@ -125,7 +131,7 @@ def edit_intensity(model, train_dataset, test_dataset, attribute: str,
         "error.std": errors.std(0).tolist(),
         "n": len(rows),
         "svm_test_accuracy": float(np.mean(svm_acc)),
-        "svm_majority": float(max(frac := float(np.mean(test_dataset.attribute_array()[: min(len(test_dataset), 2000), k] > 0.5)), 1 - frac)),
+        "svm_majority": float(max(y_te.mean(), 1 - y_te.mean())),
     }
 
 

@@ -339,13 +339,13 @@ class Mixing(Model):
         return signed_to_images(self.decoder(code.tensor))
 
     def _chunk_mask(self, chunks, width: int, device) -> Tensor:
-        names = self.chunk_names()
+        slices = self.chunk_slices()
         mask = torch.zeros(1, width, device=device)
         for ch in chunks:
             key = f"chunk{ch}" if isinstance(ch, int) or str(ch).isdigit() else str(ch)
-            if key not in names:
-                raise UsageError(f"unknown chunk {ch!r}; {self.name} has chunks 0..{len(names) - 1}")
-            mask[:, self.chunk_slices()[key]] = 1
+            if key not in slices:
+                raise UsageError(f"unknown chunk {ch!r}; {self.name} has chunks 0..{len(slices) - 1}")
+            mask[:, slices[key]] = 1
         return mask
 
     @torch.no_grad()
