@@ -162,8 +162,8 @@ def markdown(results: dict) -> str:
                 m = res["rows"].get(row, {}).get("metrics", {})
                 keys = sorted(k for k in m if k.startswith("attr-linear.") and k.count(".") == 1 and not k.endswith("mean"))
                 if keys:
-                    out.append(f"- {row}: mean {m.get('attr-linear.mean', float('nan')):.3f}; " + ", ".join(
-                        f"{k.split('.', 1)[1]} {m[k]:.3f}" for k in keys))
+                    out.append(f"- {row}: mean {m['attr-linear.mean']:.3f} ({m['attr-linear.majority_mean']:.3f}); " + ", ".join(
+                        f"{k.split('.', 1)[1]} {m[k]:.3f} ({m[k + '.majority']:.3f})" for k in keys))
         out.append("")
     return "\n".join(out)
 
