@@ -8,7 +8,8 @@ training images:
 * ``spread`` — per-pixel standard deviation of the reconstructions across the batch, averaged
   (the data's own spread is printed first; a collapsed decoder is near 0);
 * ``|g_gan|``, ``|g_mix|`` — norms of the decoder gradients of λ_G·L_G and λ_M·L_M (eqs. 2, 1);
-* ``D(real)``, ``D(fake)`` — mean discriminator probabilities on x1 and on the mixed image x3.
+* ``D(real)``, ``D(fake)`` — mean discriminator probabilities on x1 and on the mixed image x3
+  (these four only for rows with both G and MIX).
 
     python benchmarks/mixing_gan_probe.py --terms MIX+G --steps 200 --set d_norm=batch
     python benchmarks/mixing_gan_probe.py --terms MIX+G --steps 200 --set d_norm=spectral
@@ -19,22 +20,16 @@ from __future__ import annotations
 
 import argparse
 import time
-import typing
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import factorkit as fk
-from factorkit.config import parse_value
+from factorkit.config import field_types, parse_value
 from factorkit.models.base import images_to_signed
-from factorkit.models.mixing import Mixing, mix
+from factorkit.models.mixing import Mixing
+from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
-
-
-class _OneProcess:
-    def average_gradients(self, params) -> None:
-        pass
 
 
 def grad_norm(loss, params) -> float:
@@ -46,16 +41,14 @@ def probe(model: Mixing, x: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
         rec = model.decoder(model.encoder(x))
     out = {"ae": float(((rec - x) ** 2).mean()), "spread": float(rec.std(0).mean())}
-    if model.w["gan"]:
+    if model.w["gan"] and model.w["mix"]:
         x1 = x[:32]
         f1 = model.encoder(x1)
         _, _, _, mask, x3 = model.mixed(x1, f1)
         params = list(model.decoder.parameters())
         d_fake = model.discriminator(x3)
-        gan = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-        x4 = model.decoder(mix(model.encoder(x3), f1, mask))
-        out["|g_gan|"] = grad_norm(model.w["gan"] * gan, params)
-        out["|g_mix|"] = grad_norm(max(model.w["mix"], 1.0) * ((x4 - x1) ** 2).mean(), params)
+        out["|g_gan|"] = grad_norm(model.w["gan"] * model.gan_loss(d_fake), params)
+        out["|g_mix|"] = grad_norm(model.w["mix"] * model.mix_loss(x1, f1, mask, x3), params)
         with torch.no_grad():
             out["D(real)"] = float(torch.sigmoid(model.discriminator(x1)).mean())
             out["D(fake)"] = float(torch.sigmoid(d_fake).mean())
@@ -73,7 +66,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(2)
     ds = fk.data.load(a.data, "train")
-    types = typing.get_type_hints(Mixing.Config)
+    types = field_types(Mixing.Config)
     overrides = {}
     for item in a.set:
         key, text = item.split("=", 1)
@@ -86,7 +79,7 @@ def main() -> None:
     def fetch():
         return {"image": ds.images_at(np.sort(rng.choice(len(ds), a.batch_size, replace=False)))}
 
-    players = Players(model, opts, {k: None for k in opts}, _OneProcess(), fetch)
+    players = Players(model, opts, {k: None for k in opts}, Dist(), fetch)
     x = images_to_signed(ds.images_at(np.arange(64)))
     print(f"{a.data}: terms {a.terms}, d_norm {model.config.d_norm}, lr {model.config.lr}, weights {model.w}; data spread {float(x.std(0).mean()):.3f}")
     t0 = time.perf_counter()

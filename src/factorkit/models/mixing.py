@@ -116,7 +116,7 @@ class Discriminator(nn.Module):
     def __init__(self, channels: int, size: int, width: float, norm: str = "batch") -> None:
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda m: m)
-        bn = (lambda c: nn.BatchNorm2d(c)) if norm == "batch" else (lambda c: nn.Identity())
+        bn = nn.BatchNorm2d if norm == "batch" else (lambda c: nn.Identity())
         layers: list[nn.Module] = []
         c_in, s = channels, size
         for c in (64, 128, 256):
@@ -251,12 +251,12 @@ class Mixing(Model):
     # --- training ------------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
-        adam = lambda params: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))  # noqa: E731
+        adam = lambda params, lr=c.lr: torch.optim.Adam(params, lr=lr, betas=(c.beta1, c.beta2))  # noqa: E731
         opts = {"generator": adam(list(self.encoder.parameters()) + list(self.decoder.parameters()))}
         if self.w["cls"]:
             opts["classifier"] = adam(self.classifier.parameters())
         if self.w["gan"]:
-            opts["discriminator"] = torch.optim.Adam(self.discriminator.parameters(), lr=c.d_lr or c.lr, betas=(c.beta1, c.beta2))
+            opts["discriminator"] = adam(self.discriminator.parameters(), c.d_lr or c.lr)
         return opts
 
     def configure_schedulers(self, optimizers):
@@ -276,6 +276,16 @@ class Mixing(Model):
         mask = chunk_mask(m, self.config.chunk_size)
         return x2, f1, m, mask, self.decoder(mix(f1, f2, mask))
 
+    def mix_loss(self, x1: Tensor, f1: Tensor, mask: Tensor, x3: Tensor) -> Tensor:
+        # eq. 1: unmix — chunks of Enc(x3) that came from x1 back with x1's others — must decode to x1
+        x4 = self.decoder(mix(self.encoder(x3), f1, mask))
+        return ((x4 - x1) ** 2).mean()
+
+    @staticmethod
+    def gan_loss(d_fake: Tensor) -> Tensor:
+        # eq. 2, generator side, non-saturating: −log D(x3), from D's logits on x3
+        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
     def classifier_loss(self, x1: Tensor, x2: Tensor, x3: Tensor, m: Tensor) -> Tensor:
         # eq. 3 (paper's typo fixed): y^i = P(chunk i of x3 came from x2), target 1 − m^i
         logits = self.classifier(x1, x2, x3)
@@ -294,13 +304,10 @@ class Mixing(Model):
         if w["mix"] or w["gan"] or w["cls"]:
             x2, _, m, mask, x3 = self.mixed(x1, f1)
             if w["mix"]:
-                f31 = mix(self.encoder(x3), f1, mask)  # unmix
-                x4 = self.decoder(f31)
-                losses["mix"] = ((x4 - x1) ** 2).mean()  # eq. 1
+                losses["mix"] = self.mix_loss(x1, f1, mask, x3)  # eq. 1
                 g = g + w["mix"] * losses["mix"]
             if w["gan"]:
-                d_fake = self.discriminator(x3)
-                losses["gan"] = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))  # eq. 2, non-saturating
+                losses["gan"] = self.gan_loss(self.discriminator(x3))  # eq. 2
                 g = g + w["gan"] * losses["gan"]
             if w["cls"]:
                 losses["cls"] = self.classifier_loss(x1, x2, x3, m)  # eq. 3, minimised by Enc, Dec (eq. 4)
