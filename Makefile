@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 test: $(STAMP)
+	# imports flow one way (the layers contract in pyproject.toml), then lint, then the suite
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)

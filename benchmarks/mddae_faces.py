@@ -28,10 +28,8 @@ import numpy as np
 import torch
 
 import factorkit as fk
-from factorkit.api import run_config_for
 from factorkit.metrics import editing as E
 from factorkit.metrics.evaluate import Settings, evaluate
-from factorkit.train.trainer import Trainer
 from factorkit.viz import grids
 
 VARIANTS = ["mddae-ae", "disae", "disae-xcov", "mddae-xcov", "mddae"]
@@ -43,14 +41,12 @@ def train_variant(name: str, train, steps: int, out: Path, reuse: bool, seed: in
     done = out / "cost.json"
     if reuse and done.exists():
         return json.loads(done.read_text())
-    torch.manual_seed(seed)
-    model = fk.models.build(name, train)
-    cfg = run_config_for(model, train, steps=steps, checkpoint_every=steps, image_every=steps, num_workers=1, seed=seed)
+    model = fk.models.build(name, train, seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    Trainer(model, train, cfg, out, progress=None).fit()
+    fk.train(model, train, steps=steps, out=out, checkpoint_every=steps, image_every=steps, num_workers=1, seed=seed)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     cost = {"steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / wall, 2),
-            "main_process_cpu_s": round(cpu, 1), "batch_size": cfg.train.batch_size}
+            "main_process_cpu_s": round(cpu, 1), "batch_size": model.train_overrides.get("batch_size")}
     done.write_text(json.dumps(cost))
     return cost
 
@@ -170,7 +166,8 @@ def markdown(results: dict, a) -> str:
               "|---|---|" + "---|" * len(INTENSITIES) + "---|"]
     for name, e in results["faces"].items():
         for attr, r in e.get("edit-intensity", {}).items():
-            lines.append(f"| {name} | {attr} | " + " | ".join(f"{v:.3f}" for v in r["error"]) + f" | {r['svm_test_accuracy']:.3f} ({r['svm_majority']:.3f}) |")
+            errors = " | ".join(f"{v:.3f}" for v in r["error"])
+            lines.append(f"| {name} | {attr} | {errors} | {r['svm_test_accuracy']:.3f} ({r['svm_majority']:.3f}) |")
     lines += ["", "Counterfactual check (edit flips one attribute; MSE to the true counterfactual render):", "",
               "| variant | attribute | MSE edit | MSE recon | closer | SSIM edit | SSIM recon |", "|---|---|---|---|---|---|---|"]
     for name, e in results["faces"].items():

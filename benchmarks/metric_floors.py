@@ -26,7 +26,7 @@ import torch
 
 import factorkit as fk
 from factorkit.metrics import factors as F
-from factorkit.metrics.evaluate import _rows
+from factorkit.metrics.evaluate import rows as _rows
 
 KEYS = ["mig", "sap", "dci.disentanglement", "dci.completeness", "dci.informativeness_test", "modularity",
         "explicitness_test", "higgins", "factorvae"]
@@ -86,8 +86,7 @@ def main() -> None:
     # (c) a trained betavae
     run = a.out / "betavae"
     if not (a.reuse and (run / "model.safetensors").exists()):
-        torch.manual_seed(0)
-        model = fk.models.build("betavae", train)
+        model = fk.models.build("betavae", train, seed=0)
         t = time.perf_counter()
         fk.train(model, train, steps=a.steps, out=run, progress=False, num_workers=1)
         results["betavae_train_s"] = round(time.perf_counter() - t, 1)
@@ -102,7 +101,7 @@ def main() -> None:
     (a.out / "results.json").write_text(json.dumps(results, indent=1))
 
     rows = [k for k in results if isinstance(results[k], dict)]
-    print(f"\n| metric | " + " | ".join(rows) + " |\n|---|" + "---|" * len(rows))
+    print("\n| metric | " + " | ".join(rows) + " |\n|---|" + "---|" * len(rows))
     for k in KEYS:
         print(f"| {k} | " + " | ".join(f"{results[r]['scores'].get(k, float('nan')):.3f}" for r in rows) + " |")
     print(f"\nhiggins / factorvae: {a.points} training points, {a.points // 2} evaluation points (study: 10,000 / 5,000)")

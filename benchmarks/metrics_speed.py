@@ -28,7 +28,6 @@ import numpy as np
 from factorkit.data import shapes2d as S
 from factorkit.metrics import factors as M
 
-
 # --- the reference formulas (disentanglement_lib, written with scikit-learn) --------------------
 
 def ref_discretize(target, num_bins=20):
@@ -150,7 +149,8 @@ def main() -> None:
     arrays = table(args.run)
     print(f"code table: {arrays[0].shape[0]} train + {arrays[2].shape[0]} test rows x {arrays[0].shape[1]} codes")
     results = {}
-    for label, impls in (("factorkit", ours(False)), ("factorkit-fast", ours(True))) + (() if args.skip_reference else (("reference", REFERENCE),)):
+    variants = (("factorkit", ours(False)), ("factorkit-fast", ours(True)))
+    for label, impls in variants + (() if args.skip_reference else (("reference", REFERENCE),)):
         print(label, flush=True)
         scores, seconds = run_impl(impls, arrays)
         results[label] = {"scores": scores, "seconds": seconds, "total_s": round(sum(seconds.values()), 2)}

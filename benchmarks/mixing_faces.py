@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 import factorkit as fk
-from factorkit.api import run_config_for
 from factorkit.metrics import attributes as A
-from factorkit.metrics.evaluate import Settings, _attrs_are_factors, _rows, evaluate
+from factorkit.metrics.evaluate import Settings, evaluate
+from factorkit.metrics.evaluate import rows as _rows
+from factorkit.metrics.registry import METRICS, attrs_are_factors
 from factorkit.models.mixing import TERMS
-from factorkit.train.trainer import Trainer
 from factorkit.viz import grids
 
 ROWS = list(TERMS) + ["mixing-ae"]
@@ -41,13 +41,15 @@ def train_row(row: str, train, steps: int, out: Path, reuse: bool, seed: int = 0
     done = out / "cost.json"
     if reuse and done.exists():
         return json.loads(done.read_text())
-    torch.manual_seed(seed)
-    model = fk.models.build("mixing-ae", train) if row == "mixing-ae" else fk.models.build("mixing", train, terms=row)
-    cfg = run_config_for(model, train, steps=steps, checkpoint_every=steps, image_every=steps, num_workers=1, seed=seed)
+    if row == "mixing-ae":
+        model = fk.models.build("mixing-ae", train, seed=seed)
+    else:
+        model = fk.models.build("mixing", train, seed=seed, terms=row)
     t0 = time.perf_counter()
-    Trainer(model, train, cfg, out, progress=None).fit()
+    fk.train(model, train, steps=steps, out=out, checkpoint_every=steps, image_every=steps, num_workers=1, seed=seed)
     wall = time.perf_counter() - t0
-    cost = {"steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / wall, 2), "batch_size": cfg.train.batch_size}
+    cost = {"steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / wall, 2),
+            "batch_size": model.train_overrides.get("batch_size")}
     done.write_text(json.dumps(cost))
     return cost
 
@@ -56,7 +58,7 @@ def labels_of(test, settings: Settings):
     rows = _rows(len(test), settings.num_test, settings.seed + 1)
     info = test.info
     f = test.factor_array()[rows]
-    if info.attributes and not _attrs_are_factors(info):
+    if info.attributes and not attrs_are_factors(info):
         return rows, np.concatenate([f, test.attribute_array()[rows].astype(np.int64)], 1), \
             [x.name for x in info.factors] + list(info.attributes)
     return rows, f, [x.name for x in info.factors]
@@ -66,7 +68,7 @@ def random_row(test, settings: Settings, num_chunks: int, chunk_size: int) -> di
     rows, labels, names = labels_of(test, settings)
     feats = np.random.default_rng(0).standard_normal((len(rows), num_chunks * chunk_size))
     chunks = {f"chunk{i}": slice(i * chunk_size, (i + 1) * chunk_size) for i in range(num_chunks)}
-    r = A.nn_map(feats, labels, chunks=chunks, names=names, num_queries=settings.nn_map_queries, seed=settings.seed)
+    r = A.nn_map(feats, labels, chunks=chunks, names=names, num_queries=METRICS["nn-map"].params["num_queries"], seed=settings.seed)
     return {f"nn-map.{k}": v for k, v in r.items() if not k.startswith("_") and not k.endswith(".chunk")}
 
 

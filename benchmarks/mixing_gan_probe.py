@@ -71,17 +71,17 @@ def main() -> None:
     for item in a.set:
         key, text = item.split("=", 1)
         overrides[key] = parse_value(text, types[key], f"model.{key}")
-    torch.manual_seed(0)
-    model = fk.models.build("mixing", ds, terms=a.terms, **overrides)
+    model = fk.models.build("mixing", ds, seed=0, terms=a.terms, **overrides)
     opts = model.configure_optimizers()
     rng = np.random.default_rng(0)
 
     def fetch():
         return {"image": ds.images_at(np.sort(rng.choice(len(ds), a.batch_size, replace=False)))}
 
-    players = Players(model, opts, {k: None for k in opts}, Dist(), fetch)
+    players = Players(opts, {k: None for k in opts}, Dist(), fetch)
     x = images_to_signed(ds.images_at(np.arange(64)))
-    print(f"{a.data}: terms {a.terms}, d_norm {model.config.d_norm}, lr {model.config.lr}, weights {model.w}; data spread {float(x.std(0).mean()):.3f}")
+    print(f"{a.data}: terms {a.terms}, d_norm {model.config.d_norm}, lr {model.config.lr}, weights {model.w}; "
+          f"data spread {float(x.std(0).mean()):.3f}")
     t0 = time.perf_counter()
     for step in range(a.steps + 1):
         players.current_step = step

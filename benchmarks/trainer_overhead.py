@@ -27,8 +27,7 @@ from factorkit.train.trainer import InfiniteBatchSampler, _worker_init
 
 
 def bare(ds, steps: int, batch: int, workers: int) -> float:
-    torch.manual_seed(0)
-    model = fk.models.build("ae", ds)
+    model = fk.models.build("ae", ds, seed=0)
     opt = model.configure_optimizers()["autoencoder"]
     t0 = time.perf_counter()
     dl = DataLoader(ds, batch_sampler=InfiniteBatchSampler(len(ds), batch, seed=0), num_workers=workers,
@@ -46,8 +45,7 @@ def bare(ds, steps: int, batch: int, workers: int) -> float:
 
 
 def trainer(ds, steps: int, batch: int, workers: int) -> float:
-    torch.manual_seed(0)
-    model = fk.models.build("ae", ds)
+    model = fk.models.build("ae", ds, seed=0)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         fk.train(model, ds, steps=steps, out=f"{d}/run", batch_size=batch, num_workers=workers,

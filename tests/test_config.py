@@ -3,10 +3,11 @@ from typing import Literal
 
 import pytest
 
-from factorkit.config import RunConfig, TrainConfig, load_run_config, parse_value
+from factorkit.config import RunConfig, TrainConfig, parse_value
 from factorkit.data import shapes2d
 from factorkit.errors import UsageError
 from factorkit.models.ae import AutoEncoder
+from factorkit.train.rundir import load_config as load_run_config
 
 
 def make_cfg():

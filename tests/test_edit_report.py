@@ -84,7 +84,8 @@ def test_edit_unreadable_files(run, tmp_path, capsys):
     code = main(["edit", str(run), "--image", str(fake), "--attribute", "Smiling", "--value", "1", "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot read" in err[0] and "PNG or JPEG" in err[0]
-    code = main(["edit", str(run), "--image", str(tmp_path / "none.png"), "--attribute", "Smiling", "--value", "1", "--out", str(tmp_path / "x.png")])
+    code = main(["edit", str(run), "--image", str(tmp_path / "none.png"), "--attribute", "Smiling", "--value", "1",
+                 "--out", str(tmp_path / "x.png")])
     assert code == 2 and "no such file" in capsys.readouterr().err
 
 

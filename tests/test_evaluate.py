@@ -53,3 +53,50 @@ def test_edit_metrics_refused_for_model_that_cannot_edit(ae_run, capsys):
     assert "metric 'edit-success' does not apply to model 'ae' on faces: the model cannot edit" in err
     code = main(["evaluate", str(ae_run), "--metrics", "bogus"])
     assert code == 2 and "unknown metric 'bogus'" in capsys.readouterr()[1]
+
+
+def test_param_keys_and_metric_names_are_checked_against_the_registry(ae_run, capsys):
+    cases = [
+        (["--param", "mig.foo=1"], "--param mig.foo: unknown key; valid mig keys: mig.num_bins"),
+        (["--param", "bogus.x=1"], "unknown metric 'bogus'; valid: mig, sap, dci, modularity, higgins"),
+        (["--param", "mig.num_bins=abc"], "--param mig.num_bins=abc: expected an integer"),
+        (["--param", "counterfactual.x=1"], "valid counterfactual keys: (none: it takes no parameters)"),
+        (["--metrics", "mig,nope"], "unknown metric 'nope'; valid: mig, sap, dci"),
+    ]
+    for extra, message in cases:
+        assert main(["evaluate", str(ae_run), *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, (extra, err)
+
+
+def test_declared_params_reach_the_metric_core(ae_run):
+    model = fk.load(ae_run)
+    test = fk.data.load("faces", "test")
+    default = EV.evaluate(model, test, metrics=["mig"], settings=EV.Settings(num_train=600, num_test=300))
+    coarse = EV.evaluate(model, test, metrics=["mig"],
+                         settings=EV.Settings(num_train=600, num_test=300, params={"mig": {"num_bins": 2}}))
+    ctx = EV.Context(model, test, fk.data.load("faces", "train"), EV.Settings(num_train=600, num_test=300), False)
+    ctx.encode_rows()
+    assert default["metrics"]["mig"] == pytest.approx(fk.metrics.mig(ctx.c_tr, ctx.f_tr, num_bins=20)["mig"])
+    assert coarse["metrics"]["mig"] == pytest.approx(fk.metrics.mig(ctx.c_tr, ctx.f_tr, num_bins=2)["mig"])
+    assert coarse["metrics"]["mig"] != default["metrics"]["mig"]
+
+
+def test_registry_is_the_one_list(capsys):
+    from factorkit.metrics import registry as R
+
+    assert main(["metrics", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(R.ALL_METRICS) == list(fk.metrics.ALL_METRICS)
+    for m in R.METRICS.values():
+        assert set(m.needs) <= set(R.NEEDS) and m.floor in R.FLOORS, m.name
+    # applicability and its reasons come from the declared needs
+    info = fk.data.describe("shapes2d")
+    ae = fk.models.build("ae", info)
+    assert "edit-success" not in R.applicable(ae, info) and "mig" in R.applicable(ae, info)
+    assert R.METRICS["counterfactual"].applies(ae, info).startswith("the model cannot edit")
+    mdd = fk.models.build("mddae", fk.data.describe("sklearn-digits"))
+    assert R.METRICS["counterfactual"].applies(mdd, fk.data.describe("sklearn-digits")) == \
+        "the dataset has no counterfactual renders (only faces does)"
+    assert R.defaults(ae, info) == ["mig", "sap", "dci", "modularity", "nn-map", "mse", "rmse", "psnr",
+                                    "ssim", "ms-ssim"]

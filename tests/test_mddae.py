@@ -93,7 +93,7 @@ def test_loss_decreases(faces):
     from factorkit.train.distributed import Dist
     from factorkit.train.trainer import Players
 
-    players = Players(model, opt, {"autoencoder": None}, Dist(), fetch=None)
+    players = Players(opt, {"autoencoder": None}, Dist(), fetch=None)
     batch = faces.get_batch(np.arange(32))
     losses = [float(model.train_step(batch, s, players)["loss"].detach()) for s in range(25)]
     assert losses[-1] < 0.7 * losses[0]

@@ -9,7 +9,7 @@ from factorkit.metrics import images as I
 
 def test_hinge_bias_equals_brute_force():
     rng = np.random.default_rng(0)
-    for trial in range(20):
+    for _trial in range(20):
         n = int(rng.integers(5, 60))
         s = rng.normal(size=n) * rng.uniform(0.1, 3)
         c = rng.choice([-1.0, 1.0], n)

@@ -5,7 +5,7 @@ import torch
 import factorkit as fk
 from factorkit.errors import UsageError
 from factorkit.models.base import images_to_signed
-from factorkit.models.mixing import TERMS, Decoder, Encoder, Mixing, chunk_mask, mix
+from factorkit.models.mixing import TERMS, Decoder, Encoder, chunk_mask, mix
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
 
@@ -71,7 +71,7 @@ def test_retrieve_ranks_by_l2_on_chunks(faces):
 def _param_owner(model):
     owner = {}
     for prefix in ("encoder", "decoder", "classifier", "discriminator"):
-        for n, p in getattr(model, prefix).named_parameters():
+        for n, _p in getattr(model, prefix).named_parameters():
             owner[f"{prefix}.{n}"] = prefix
     return owner
 
@@ -81,7 +81,7 @@ def test_each_player_step_changes_only_its_parameters(faces):
     opts = model.configure_optimizers()
     assert list(opts) == ["generator", "classifier", "discriminator"]  # §4.7 order
     batches = iter([faces.get_batch(np.arange(i, i + 6)) for i in range(0, 36, 6)])
-    players = Players(model, opts, {n: None for n in opts}, Dist(), fetch=lambda: next(batches))
+    players = Players(opts, {n: None for n in opts}, Dist(), fetch=lambda: next(batches))
     own = {"generator": {"encoder", "decoder"}, "classifier": {"classifier"}, "discriminator": {"discriminator"}}
     owner = _param_owner(model)
     changed_by = {}
@@ -215,3 +215,41 @@ def test_cli_swap_and_report_sections(tmp_path, capsys):
     titles = re.findall(r"<section><h2>(.*?)</h2>", page)
     assert "Swaps" in titles and "Edits across intensities" not in titles
     assert page.count("<h3>chunk ") == 3
+
+
+@pytest.mark.parametrize("player", ["generator", "classifier", "discriminator"])
+def test_each_player_method_alone_changes_only_its_parameters(faces, player):
+    model = build(faces).train()
+    opts = model.configure_optimizers()
+    players = Players(opts, {n: None for n in opts}, Dist(), fetch=None)
+    owner = _param_owner(model)
+    own = {"generator": {"encoder", "decoder"}, "classifier": {"classifier"}, "discriminator": {"discriminator"}}[player]
+    batch = faces.get_batch(np.arange(6))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    losses = getattr(model, f"{player}_step")(batch, players)
+    changed = {owner[k] for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+    assert changed == own
+    assert player in losses and all(not v.requires_grad for v in losses.values())
+
+
+def test_discriminator_step_minimises_the_d_side_of_eq_2(faces):
+    from factorkit.nn import adversarial as adv
+
+    model = build(faces).eval()  # eval: spectral norm's power iteration does not move between the two passes
+    batch = faces.get_batch(np.arange(6))
+    seen = {}
+
+    class Spy:
+        def step(self, name, loss):
+            seen[name] = loss.detach()
+
+    torch.manual_seed(1)
+    model.discriminator_step(batch, Spy())
+    torch.manual_seed(1)  # the same mask
+    x1 = images_to_signed(batch["image"])
+    with torch.no_grad():
+        x3 = model.mixed(x1)[4]
+        real, fake = model.discriminator(x1), model.discriminator(x3)
+    expected = -torch.log(torch.sigmoid(real)).mean() - torch.log(1 - torch.sigmoid(fake)).mean()
+    torch.testing.assert_close(seen["discriminator"], model.w["gan"] * expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(adv.d_loss(real, fake), expected, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from factorkit.train import checkpoint as ckpt
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import InfiniteBatchSampler, Players, Trainer
 
-from .conftest import ROOT
 from .toy import TwoPlayer, tiny_dataset
 
 
@@ -50,7 +48,7 @@ def test_each_player_step_touches_only_its_parameters():
     ds = tiny_dataset()
     model = TwoPlayer(TwoPlayer.Config(), ds.info)
     opts = model.configure_optimizers()
-    players = Players(model, opts, {n: None for n in opts}, Dist(), fetch=None)
+    players = Players(opts, {n: None for n in opts}, Dist(), fetch=None)
     x = torch.rand(4, 64)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     # the generator's loss flows through the critic, but only the generator may move

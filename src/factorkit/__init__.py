@@ -9,8 +9,8 @@
 
 from . import data, metrics, models
 from .api import load, train
-from .metrics.evaluate import evaluate
 from .errors import FactorkitError, UnsupportedOperation, UsageError
+from .metrics.evaluate import evaluate
 
 __version__ = "0.1.0"
 

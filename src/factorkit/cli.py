@@ -130,12 +130,10 @@ def build_run_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from .api import default_out, load_run_config
-    from .data import registry as data_registry
-    from .models import registry as model_registry
-    from .train.trainer import Trainer
+    from .api import default_out, train
+    from .data.registry import load as load_data
+    from .models.registry import build
+    from .train.rundir import load_config
 
     if args.resume:
         if not args.out:
@@ -143,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if not (out / "config.yaml").is_file():
             raise UsageError(f"--resume: {out} holds no run (no config.yaml); train without --resume first")
-        cfg = load_run_config(out / "config.yaml")
+        cfg = load_config(out / "config.yaml")
         if cfg.model_name != args.model or cfg.data_name != args.data:
             raise UsageError(
                 f"--resume: {out} trains {cfg.model_name} on {cfg.data_name}, not {args.model} on {args.data}"
@@ -156,14 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = build_run_config(args)
         out = Path(args.out) if args.out else default_out(args.model, args.data)
 
-    cls = model_registry.model_class(cfg.model_name)
-    dataset = data_registry.load(cfg.data_name, "train", root=cfg.data_root, options=cfg.data)
-    cls.check_data(dataset.info)
-    torch.manual_seed(cfg.train.seed)
-    model = cls(cfg.model, dataset.info)
-    model.preset = cfg.preset
-    trainer = Trainer(model, dataset, cfg, out, resume=args.resume, progress=False if args.quiet else None)
-    result = trainer.fit()
+    dataset = load_data(cfg.data_name, "train", root=cfg.data_root, options=cfg.data)
+    model = build(cfg.model_name, dataset, preset=cfg.preset, seed=cfg.train.seed, config=cfg.model)
+    result = train(model, dataset, out=out, resume=args.resume, progress=False if args.quiet else None, config=cfg)
     losses = " ".join(f"{k}={v:.4g}" for k, v in result.losses.items())
     _say(
         f"trained {cfg.model_name} on {cfg.data_name}: {result.steps} steps, "
@@ -176,24 +169,41 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _parse_params(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    """``--param higgins.num_train=1000`` → {"higgins": {"num_train": 1000}} (numbers parsed)."""
+    """``--param higgins.num_train=1000`` → {"higgins": {"num_train": "1000"}}; the metric registry
+    checks each metric and key and parses the value as the declared default's type."""
+    from .metrics.registry import resolve_params
+
     out: dict[str, dict[str, Any]] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         metric, _, name = key.partition(".")
         if not sep or not name:
             raise UsageError(f"--param {item!r}: expected METRIC.KEY=VALUE, e.g. --param higgins.num_train=1000")
-        value: Any = text
-        for cast in (int, float):
-            try:
-                value = cast(text)
-                break
-            except ValueError:
-                continue
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        out.setdefault(metric, {})[name] = value
+        out.setdefault(metric.strip(), {})[name.strip()] = text
+    resolve_params(out)  # unknown metric / key / wrong type → UsageError now, before any work
     return out
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .metrics.registry import FLOORS, table
+
+    rows = table()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="factorkit metrics (--param NAME.KEY=VALUE sets a parameter)")
+    for col in ("name", "group", "needs", "parameters (defaults)", "floor", "default"):
+        t.add_column(col)
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
+        t.add_row(r["name"], r["group"], ", ".join(r["needs"]), params, r["floor"], "yes" if r["default"] else "by name")
+    Console().print(t)
+    for k, v in FLOORS.items():
+        print(f"floor {k}: {v}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -345,6 +355,10 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue --out DIR from its newest valid checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("metrics", help="list metrics: what each needs, its parameters, how its floor is obtained")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_metrics)
 
     s = sub.add_parser("evaluate", help="run metrics on the held-out split; writes DIR/metrics.json")
     s.add_argument("dir", help="run directory")

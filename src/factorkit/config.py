@@ -15,13 +15,15 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
 from .errors import UsageError
+from .files import atomic_write_text
 
 CONFIG_VERSION = 1
 
@@ -247,16 +249,14 @@ class RunConfig:
         }
 
     def save(self, path: str | Path) -> None:
-        from .train.checkpoint import atomic_write_text
-
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read ``config.yaml`` and rebuild the typed configuration (model and data registries)."""
-    from .data.registry import dataset_options_class
-    from .models.registry import model_class
-
+def read_run_config(path: str | Path, model_config: Callable[[str], type],
+                    data_options: Callable[[str], type]) -> RunConfig:
+    """Read ``config.yaml`` and rebuild the typed configuration. ``model_config(name)`` and
+    ``data_options(name)`` give the Config / Options dataclass of a model or dataset name (the
+    registries live above this module: ``train.rundir.load_config`` passes them in)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no config.yaml here; is this a factorkit run directory?")
@@ -271,18 +271,12 @@ def load_run_config(path: str | Path) -> RunConfig:
     model_name = model_raw.pop("name")
     data_name = data_raw.pop("name")
     data_root = data_raw.pop("root", None)
-    cls = model_class(model_name)
-    cfg = RunConfig(
+    return RunConfig(
         model_name=model_name,
         data_name=data_name,
-        model=replace_checked(cls.Config(), "model", model_raw),
-        data=replace_checked(dataset_options_class(data_name)(), "data", data_raw),
+        model=replace_checked(model_config(model_name)(), "model", model_raw),
+        data=replace_checked(data_options(data_name)(), "data", data_raw),
         train=replace_checked(TrainConfig(), "train", dict(raw["train"])),
         data_root=data_root,
         preset=raw.get("preset", "fast"),
     )
-    return cfg
-
-
-def is_config(obj: Any) -> bool:
-    return is_dataclass(obj) and not isinstance(obj, type)

@@ -26,21 +26,20 @@ DEMO_TRAIN = {"checkpoint_every": 500, "image_every": 500, "num_workers": 1}
 
 def run_demo(out: str | Path | None = None, steps: int | None = None) -> int:
     import factorkit as fk
-    from .api import default_out, run_config_for
+
+    from .api import default_out
     from .metrics.evaluate import Settings, evaluate, write_metrics
-    from .train.trainer import Trainer
     from .viz.report import build_report
 
     out = Path(out) if out else default_out("demo", "faces")
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     train = fk.data.load("faces", "train")
     test = fk.data.load("faces", "test")
-    torch.manual_seed(0)
-    model = fk.models.build("mddae", train)  # the fast preset
-    cfg = run_config_for(model, train, steps=steps or DEMO_STEPS, **DEMO_TRAIN)
-    say(f"factorkit demo: training mddAE on procedural faces for {cfg.train.steps} steps → {out}")
+    model = fk.models.build("mddae", train, seed=0)  # the fast preset
+    steps = steps or DEMO_STEPS
+    say(f"factorkit demo: training mddAE on procedural faces for {steps} steps → {out}")
     t0 = time.perf_counter()
-    Trainer(model, train, cfg, out, progress=None).fit()
+    fk.train(model, train, steps=steps, out=out, **DEMO_TRAIN)
     train_s = time.perf_counter() - t0
     say(f"trained in {train_s / 60:.1f} min; evaluating on held-out identities …")
     model = fk.load(out)

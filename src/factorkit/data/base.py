@@ -200,21 +200,11 @@ def seed_of(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-@dataclass
-class NoOptions:
-    """Datasets without options still have a (empty) ``data`` section."""
-
-
-def options_dict(options: Any) -> dict[str, Any]:
-    return asdict(options) if options is not None else {}
-
-
 __all__ = [
     "ArrayDataset",
     "DatasetInfo",
     "Factor",
     "FactorDataset",
-    "NoOptions",
     "collate",
     "field",
     "split_rows",

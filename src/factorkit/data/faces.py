@@ -219,7 +219,7 @@ def _render(rows: torch.Tensor, windowed: bool = True) -> torch.Tensor:  # noqa:
         pupil_r = torch.minimum(eye_ry, torch.full_like(eye_ry, 1.7))
         img = R.over(img, torch.tensor([0.16, 0.10, 0.07]), R.coverage(R.ellipse(x, y, ex, ey, pupil_r, pupil_r)))
         brow_y = ey - eye_ry - 2.6
-        brow = R.capsule(x, y, ex - 3.0, brow_y + 0.4 * side * 0, ex + 3.0, brow_y, 0.75)
+        brow = R.capsule(x, y, ex - 3.0, brow_y, ex + 3.0, brow_y, 0.75)
         img = R.over(img, hair * 0.7, R.coverage(brow))
 
     # nose

@@ -8,10 +8,11 @@ Array cores work on plain arrays (numpy or torch), no model needed::
 """
 
 from .attributes import attr_projection, nn_map
-from .evaluate import ALL_METRICS, Settings, applicable_metrics, compute
+from .evaluate import Settings, applicable_metrics, compute
 from .factors import dci, factorvae, higgins, mig, modularity, sap
+from .registry import ALL_METRICS, METRICS
 
 attr_linear = attr_projection  # Hu et al. eq. 5 is Kumar et al.'s projection protocol
 
-__all__ = ["ALL_METRICS", "Settings", "applicable_metrics", "attr_linear", "attr_projection", "compute", "dci",
+__all__ = ["ALL_METRICS", "METRICS", "Settings", "applicable_metrics", "attr_linear", "attr_projection", "compute", "dci",
            "factorvae", "higgins", "mig", "modularity", "nn_map", "sap"]

@@ -15,7 +15,6 @@ import torch
 
 from .factors import as_array
 
-
 # --- attr-projection / attr-linear ---------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..train.checkpoint import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 
 VERSION = 1
 
@@ -78,7 +78,7 @@ def train_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe(), pro
     opt = torch.optim.Adam(clf.parameters(), lr=recipe.lr)
     n = len(train_dataset)
     clf.train()
-    for step in range(recipe.steps):
+    for _step in range(recipe.steps):
         idx = torch.randint(0, n, (recipe.batch_size,), generator=gen).numpy()
         batch = train_dataset.get_batch(np.sort(idx))
         loss = nn.functional.binary_cross_entropy_with_logits(clf(batch["image"]), batch["attributes"])

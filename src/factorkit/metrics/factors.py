@@ -257,7 +257,7 @@ def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20) -> 
             continue
         clf = LogisticRegression(max_iter=1000).fit(ztr, y)
 
-        def auc(x, labels):
+        def auc(x, labels, clf=clf):
             proba = clf.predict_proba(x)
             onehot = label_binarize(labels, classes=clf.classes_)
             if len(clf.classes_) == 2:

@@ -113,7 +113,6 @@ class GradientBoosting:
         importance_sum = torch.zeros(nf, dtype=torch.float64)
         relevant = 0
         pos = torch.arange(n)
-        t_idx = torch.arange(T)[:, None]
         per_chunk = max(1, CHUNK_ELEMENTS // (T * n))
         chunks = [(a, min(a + per_chunk, nf)) for a in range(0, nf, per_chunk)]
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..nn.blocks import ConvDecoder, ConvEncoder
 from .base import Code, Model
+from .registry import register
 
 Tensor = torch.Tensor
 
@@ -30,6 +31,7 @@ def reconstruction_loss(logits: Tensor, target: Tensor, kind: str) -> Tensor:
     return per.flatten(1).sum(1).mean()
 
 
+@register
 class AutoEncoder(Model):
     name = "ae"
     paper = "baseline (plain autoencoder), e.g. mddAE Table 1 'AE', Hu et al. Table 2 'AE'"

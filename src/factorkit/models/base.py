@@ -64,7 +64,6 @@ class Model(nn.Module):
     supervision: ClassVar[str] = "none"  # none | attributes | classes | one attribute | guidance
     layout: ClassVar[str] = ""  # human description of the representation
     operations: ClassVar[frozenset[str]] = frozenset({"encode", "decode", "reconstruct"})
-    metrics: ClassVar[tuple[str, ...]] = ()  # metric names that apply (filled per model)
     Config: ClassVar[type]
 
     def __init__(self, config: Any, info: DatasetInfo) -> None:
@@ -182,15 +181,6 @@ class Model(nn.Module):
     def dimension_label(self, dim: int) -> str:
         """A name for code dimension ``dim`` in reports (e.g. ' (ŷ Smiling)')."""
         return ""
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "paper": self.paper,
-            "supervision": self.supervision,
-            "layout": self.layout,
-            "operations": sorted(self.operations),
-        }
 
 
 def images_to_signed(x: Tensor) -> Tensor:

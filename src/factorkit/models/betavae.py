@@ -17,6 +17,7 @@ import torch
 
 from .ae import AutoEncoder, reconstruction_loss
 from .base import Code
+from .registry import register
 
 Tensor = torch.Tensor
 
@@ -26,6 +27,7 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
 
 
+@register
 class BetaVAE(AutoEncoder):
     name = "betavae"
     paper = "Higgins et al., ICLR 2017 (beta-VAE); baseline in UD-GAN and Hu et al."

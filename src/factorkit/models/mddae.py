@@ -40,31 +40,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
-from ..metrics.images import ms_ssim
+from ..nn.blocks import conv_stack, deconv_stack, linear_block
 from ..nn.dependence import dcov2, xcov
+from ..nn.similarity import ms_ssim
 from .base import Code, Model
+from .registry import register
 
 Tensor = torch.Tensor
 
 
-def _conv_stack(in_ch: int, widths: tuple[int, ...]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for w in widths:  # k4 s2 p1, BN, LeakyReLU(0.2), no bias (§5.3)
-        layers += [nn.Conv2d(in_ch, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
-        in_ch = w
-    return nn.Sequential(*layers)
-
-
 class Encoder(nn.Module):
+    """k4 s2 p1 convs, BN, LeakyReLU(0.2), no bias (§5.3); FC (no bias), LeakyReLU, Dropout; a
+    final linear layer to [a, z]."""
+
     def __init__(self, channels: int, size: int, conv: tuple[int, ...], fc: tuple[int, ...], dropout: float,
                  out_dim: int) -> None:
         super().__init__()
-        self.conv = _conv_stack(channels, conv)
+        self.conv = nn.Sequential(*conv_stack(channels, conv, norm="batch", act="lrelu", bias=False))
         side = size // 2 ** len(conv)
         layers: list[nn.Module] = [nn.Flatten()]
         width = conv[-1] * side * side
-        for h in fc:  # FC (no bias), LeakyReLU, Dropout
-            layers += [nn.Linear(width, h, bias=False), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+        for h in fc:
+            layers += linear_block(width, h, act="lrelu", bias=False, dropout=dropout)
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.fc = nn.Sequential(*layers)
@@ -74,31 +71,28 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    """FC, BN1d, ReLU up to the first feature map, then k4 s2 p1 transposed convs with BN and ReLU
+    (the encoder mirrored); image logits."""
+
     def __init__(self, in_dim: int, channels: int, size: int, conv: tuple[int, ...], fc: tuple[int, ...]) -> None:
         super().__init__()
         side = size // 2 ** len(conv)
         self.start = (conv[-1], side, side)
         layers: list[nn.Module] = []
         width = in_dim
-        for h in tuple(reversed(fc)) + (conv[-1] * side * side,):  # FC, BN1d, ReLU
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU()]
+        for h in tuple(reversed(fc)) + (conv[-1] * side * side,):
+            layers += linear_block(width, h, norm="batch", act="relu")
             width = h
         self.fc = nn.Sequential(*layers)
-        ups: list[nn.Module] = []
         widths = tuple(reversed(conv))
-        for i, w in enumerate(widths):
-            last = i == len(widths) - 1
-            out = channels if last else widths[i + 1]
-            ups.append(nn.ConvTranspose2d(w, out, 4, 2, 1))
-            if not last:
-                ups += [nn.BatchNorm2d(out), nn.ReLU()]
-        self.deconv = nn.Sequential(*ups)
+        self.deconv = nn.Sequential(*deconv_stack(widths, channels, norm="batch", act="relu"))
 
     def forward(self, h: Tensor) -> Tensor:
         """Logits of the image; sigmoid gives [0, 1]."""
         return self.deconv(self.fc(h).view(-1, *self.start))
 
 
+@register
 class MddAE(Model):
     name = "mddae"
     paper = "Song, Koyejo & Zhang (mddAE, dCov decorrelation), AAAI 2020"
@@ -237,11 +231,7 @@ class MddAE(Model):
         return (y_hat > 0.5).to(y_hat.dtype)
 
     def decode(self, code: Code) -> Tensor:
-        if self.y_dim == 0:
-            return torch.sigmoid(self.decoder(code.tensor))
-        y = code.tensor[:, : self.y_dim]
-        z = code.tensor[:, self.y_dim :]
-        return torch.sigmoid(self.decoder(torch.cat([y, z], 1)))
+        return torch.sigmoid(self.decoder(code.tensor))  # the code is [ŷ, z] (or z alone), the decoder's input
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> Tensor:
@@ -325,7 +315,7 @@ def _variant(name: str, paper_note: str, switches: dict[str, Any], ms_ssim_defau
     if switches["decoder_input"] == "none":
         attrs["operations"] = frozenset({"encode", "decode", "reconstruct", "traverse"})
         attrs["supervision"] = "none"
-    return type(f"MddAE_{name.replace('-', '_')}", (MddAE,), attrs)
+    return register(type(f"MddAE_{name.replace('-', '_')}", (MddAE,), attrs))
 
 
 MddAEXCov = _variant("mddae-xcov", "mddAE with XCov instead of dCov (Song et al. Table 1 'mddAE-XCov')",
@@ -336,5 +326,3 @@ DisAEXCov = _variant("disae-xcov", "Cheung et al. 2015 XCov autoencoder (Song et
                      {"decoder_input": "label", "decorrelation": "xcov"}, False)
 MddAEAE = _variant("mddae-ae", "plain AE with the mddAE network (Song et al. Table 1 'AE')",
                    {"decoder_input": "none", "decorrelation": "none"}, False)
-
-VARIANTS = (MddAE, MddAEXCov, DisAE, DisAEXCov, MddAEAE)

@@ -38,19 +38,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
-from ..nn.blocks import norm_layer
+from ..nn import adversarial as adv
+from ..nn.blocks import conv_block, linear_block, scaled
 from .base import Code, Model, images_to_signed, signed_to_images
+from .registry import register
 
 Tensor = torch.Tensor
 
 TERMS = ("AE", "C+G", "AE+C+G", "MIX", "MIX+C", "MIX+G", "MIX+C+G")
 
 
-# --- networks (methods.md §4.6, paper Table 1) ------------------------------------------------------
-
-
-def _w(c: int, width: float) -> int:
-    return max(8, int(round(c * width)))
+# --- networks (methods.md §4.6, paper Table 1), from nn/blocks.py ---------------------------------
 
 
 class Encoder(nn.Module):
@@ -64,15 +62,15 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = []
         c_in, s = channels, size
         for c in plan:
-            c = _w(c, width)
-            layers += [nn.Conv2d(c_in, c, 3, 2, 1), norm_layer(norm, c), nn.LeakyReLU(0.2)]
+            c = scaled(c, width)
+            layers += conv_block(c_in, c, 3, 2, 1, norm=norm, act="lrelu")
             c_in, s = c, (s + 1) // 2
         if size >= 64:  # c512k2 (VALID)
-            c = _w(512, width)
-            layers += [nn.Conv2d(c_in, c, 2, 1, 0), norm_layer(norm, c), nn.LeakyReLU(0.2)]
+            c = scaled(512, width)
+            layers += conv_block(c_in, c, 2, 1, 0, norm=norm, act="lrelu")
             c_in, s = c, s - 1
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * s * s, out_dim), nn.LeakyReLU(0.2))
+        self.fc = nn.Sequential(nn.Flatten(), *linear_block(c_in * s * s, out_dim, act="lrelu"))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.conv(x))
@@ -86,20 +84,19 @@ class Decoder(nn.Module):
     def __init__(self, in_dim: int, channels: int, size: int, width: float, norm: str) -> None:
         super().__init__()
         plan = [512, 256, 128] if size >= 64 else [256, 128]
-        c0 = _w(512, width)
-        layers: list[nn.Module] = [nn.Unflatten(1, (in_dim, 1, 1)), nn.ConvTranspose2d(in_dim, c0, 4, 1, 0), nn.LeakyReLU(0.2)]
+        c0 = scaled(512, width)
+        layers: list[nn.Module] = [nn.Unflatten(1, (in_dim, 1, 1)), *conv_block(in_dim, c0, 4, 1, 0, act="lrelu", transpose=True)]
         c_in, s = c0, 4
         for i, c in enumerate(plan):
-            c = _w(c, width)
+            c = scaled(c, width)
             if size == 28 and i == 0:  # 4 → 7
-                layers += [nn.ConvTranspose2d(c_in, c, 3, 2, 1)]
+                layers += conv_block(c_in, c, 3, 2, 1, norm=norm, act="lrelu", transpose=True)
                 s = 7
             else:
-                layers += [nn.ConvTranspose2d(c_in, c, 4, 2, 1)]
+                layers += conv_block(c_in, c, 4, 2, 1, norm=norm, act="lrelu", transpose=True)
                 s *= 2
-            layers += [norm_layer(norm, c), nn.LeakyReLU(0.2)]
             c_in = c
-        layers += [nn.ConvTranspose2d(c_in, channels, 2, 2, 0), nn.Tanh()]  # d3k2 (stride 2)
+        layers += conv_block(c_in, channels, 2, 2, 0, act="tanh", transpose=True)  # d3k2 (stride 2)
         s *= 2
         if s != size:
             raise UsageError(f"mixing: no decoder layout for image size {size} (supported: 28, 32, 64)")
@@ -115,16 +112,15 @@ class Discriminator(nn.Module):
 
     def __init__(self, channels: int, size: int, width: float, norm: str = "batch") -> None:
         super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm if norm == "spectral" else (lambda m: m)
-        bn = nn.BatchNorm2d if norm == "batch" else (lambda c: nn.Identity())
+        kw = {"norm": "batch" if norm == "batch" else "none", "act": "lrelu", "spectral": norm == "spectral"}
         layers: list[nn.Module] = []
         c_in, s = channels, size
         for c in (64, 128, 256):
-            c = _w(c, width)
-            layers += [sn(nn.Conv2d(c_in, c, 3, 2, 1)), bn(c), nn.LeakyReLU(0.2)]
+            c = scaled(c, width)
+            layers += conv_block(c_in, c, 3, 2, 1, **kw)
             c_in, s = c, (s + 1) // 2
-        c = _w(512, width)
-        layers += [sn(nn.Conv2d(c_in, c, 1)), bn(c), nn.LeakyReLU(0.2), nn.Flatten(), sn(nn.Linear(c * s * s, 1))]
+        c = scaled(512, width)
+        layers += [*conv_block(c_in, c, 1, **kw), nn.Flatten(), *linear_block(c * s * s, 1, spectral=kw["spectral"])]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -141,10 +137,11 @@ class ChunkClassifier(nn.Module):
     def __init__(self, channels: int, size: int, n_chunks: int, width: float) -> None:
         super().__init__()
         w = lambda c: max(8, int(round(c * width / 2)) * 2)  # noqa: E731 — even, for groups=2
-        c1, c2, c3, c4, c5, fc = w(96), w(256), w(384), w(384), w(256), _w(4096, width)
+        c1, c2, c3, c4, c5, fc = w(96), w(256), w(384), w(384), w(256), scaled(4096, width)
 
         def conv(ci, co, k, s=1, g=1):
-            return [nn.Conv2d(ci, co, k, s, k // 2 - (1 if k % 2 == 0 else 0), groups=g), nn.ReLU(), nn.BatchNorm2d(co)]
+            pad = k // 2 - (1 if k % 2 == 0 else 0)
+            return conv_block(ci, co, k, s, pad, groups=g, norm="batch", act="relu", order="conv-act-norm")
 
         pool = lambda: nn.MaxPool2d(3, 2, 1)  # noqa: E731
         self.features = nn.Sequential(
@@ -154,7 +151,8 @@ class ChunkClassifier(nn.Module):
         )
         with torch.no_grad():
             flat = self.features(torch.zeros(2, 3 * channels, size, size)).flatten(1).shape[1]
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(), nn.Linear(fc, n_chunks))
+        self.head = nn.Sequential(nn.Flatten(), *linear_block(flat, fc, act="relu"), *linear_block(fc, fc, act="relu"),
+                                  nn.Linear(fc, n_chunks))
 
     def forward(self, x1: Tensor, x2: Tensor, x3: Tensor) -> Tensor:
         return self.head(self.features(torch.cat([x1, x2, x3], 1)))  # logits of P(chunk i of x3 from x2)
@@ -173,6 +171,7 @@ def mix(f_a: Tensor, f_b: Tensor, mask: Tensor) -> Tensor:
     return mask * f_a + (1 - mask) * f_b
 
 
+@register
 class Mixing(Model):
     name = "mixing"
     paper = "Hu, Szabó, Portenier, Favaro & Zwicker, Disentangling factors of variation by mixing them, CVPR 2018"
@@ -284,14 +283,24 @@ class Mixing(Model):
     @staticmethod
     def gan_loss(d_fake: Tensor) -> Tensor:
         # eq. 2, generator side, non-saturating: −log D(x3), from D's logits on x3
-        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        return adv.g_loss(d_fake)
 
     def classifier_loss(self, x1: Tensor, x2: Tensor, x3: Tensor, m: Tensor) -> Tensor:
         # eq. 3 (paper's typo fixed): y^i = P(chunk i of x3 came from x2), target 1 − m^i
         logits = self.classifier(x1, x2, x3)
         return F.binary_cross_entropy_with_logits(logits, (1 - m).expand_as(logits))
 
+    # --- the players, in the authors' order (§4.7) ------------------------------------------------
     def train_step(self, batch, step, opt):
+        losses = self.generator_step(batch, opt)
+        if self.w["cls"]:
+            losses.update(self.classifier_step(opt.next_batch(), opt))
+        if self.w["gan"]:
+            losses.update(self.discriminator_step(opt.next_batch(), opt))
+        return losses
+
+    def generator_step(self, batch, opt) -> dict[str, Tensor]:
+        """Enc + Dec minimise w_ae·AE + λ_M·L_M (eq. 1) + λ_G·L_G (eq. 2) + λ_C·L_C (eq. 3, as eq. 4)."""
         w = self.w
         x1 = images_to_signed(batch["image"])
         f1 = self.encoder(x1)
@@ -313,25 +322,26 @@ class Mixing(Model):
                 losses["cls"] = self.classifier_loss(x1, x2, x3, m)  # eq. 3, minimised by Enc, Dec (eq. 4)
                 g = g + w["cls"] * losses["cls"]
         opt.step("generator", g)
-        losses["generator"] = g.detach()
-
-        if w["cls"]:  # Cls step on a fresh batch and mask (§4.7)
-            x1 = images_to_signed(opt.next_batch()["image"])
-            with torch.no_grad():
-                x2, _, m, _, x3 = self.mixed(x1)
-            c_loss = self.classifier_loss(x1, x2, x3, m)
-            opt.step("classifier", w["cls"] * c_loss)
-            losses["classifier"] = c_loss.detach()
-        if w["gan"]:  # D step on a fresh batch and mask: real x1, fake x3 (eq. 2)
-            x1 = images_to_signed(opt.next_batch()["image"])
-            with torch.no_grad():
-                x3 = self.mixed(x1)[4]
-            real, fake = self.discriminator(x1), self.discriminator(x3)
-            d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-            opt.step("discriminator", w["gan"] * d_loss)
-            losses["discriminator"] = d_loss.detach()
+        losses["generator"] = g
         return {k: v.detach() for k, v in losses.items()}
+
+    def classifier_step(self, batch, opt) -> dict[str, Tensor]:
+        """Cls minimises λ_C·L_C (eq. 3) on a fresh batch and mask, the mixed images held fixed."""
+        x1 = images_to_signed(batch["image"])
+        with torch.no_grad():
+            x2, _, m, _, x3 = self.mixed(x1)
+        c_loss = self.classifier_loss(x1, x2, x3, m)
+        opt.step("classifier", self.w["cls"] * c_loss)
+        return {"classifier": c_loss.detach()}
+
+    def discriminator_step(self, batch, opt) -> dict[str, Tensor]:
+        """D minimises λ_G·(the D side of eq. 2) on a fresh batch and mask: real x1, fake x3."""
+        x1 = images_to_signed(batch["image"])
+        with torch.no_grad():
+            x3 = self.mixed(x1)[4]
+        d_loss = adv.d_loss(self.discriminator(x1), self.discriminator(x3))
+        opt.step("discriminator", self.w["gan"] * d_loss)
+        return {"discriminator": d_loss.detach()}
 
     # --- representation and editing --------------------------------------------------------------
     def chunk_names(self) -> list[str]:
@@ -399,6 +409,7 @@ class Mixing(Model):
         return rows
 
 
+@register
 class MixingAE(Mixing):
     """Table 2's AE baseline: a plain autoencoder whose code is one chunk of the same total size."""
 
@@ -412,5 +423,3 @@ class MixingAE(Mixing):
         terms: str = "AE"
         single_chunk: bool = True
 
-
-VARIANTS = (Mixing, MixingAE)

@@ -18,9 +18,7 @@ integer dict keys and numpy arrays — nothing is pickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import warnings
 from collections import Counter
@@ -33,41 +31,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError
+from ..files import atomic_write_bytes, atomic_write_text, sha256_bytes
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.json$")
-
-
-# --- atomic files ------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 # --- pickle-free state encoding ------------------------------------------------------------------
@@ -138,7 +104,7 @@ def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor]
     data = st_save({k: v.contiguous() for k, v in tensors.items()}, metadata={"format": "pt"})
     atomic_write_bytes(weights, data)
     record = dict(meta)
-    record.update(step=step, weights=weights.name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    record.update(step=step, weights=weights.name, size=len(data), sha256=sha256_bytes(data))
     atomic_write_text(manifest, json.dumps(record, allow_nan=True))
     return manifest
 
@@ -165,7 +131,7 @@ def read_checkpoint(directory: Path, step: int) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError(f"{weights}: missing ({exc})") from None
     if len(data) != meta.get("size"):
         raise CheckpointError(f"{weights}: {len(data)} bytes, expected {meta.get('size')} (truncated)")
-    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+    if sha256_bytes(data) != meta.get("sha256"):
         raise CheckpointError(f"{weights}: SHA-256 does not match the manifest (corrupt)")
     return st_load(data), meta
 

@@ -13,6 +13,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 from ..config import RunConfig
 from ..data.base import FactorDataset, collate
 from ..errors import NonFiniteLoss, UsageError
+from ..files import atomic_write_text
 from . import checkpoint as ckpt
 from .distributed import Dist
 
@@ -86,8 +88,7 @@ class Players:
     AMP-unscale, average gradients across processes, check for NaN/inf, step. ``opt.next_batch()``
     draws one more batch (for methods that re-sample data per player)."""
 
-    def __init__(self, model, optimizers, scalers, dist: Dist, fetch) -> None:
-        self.model = model
+    def __init__(self, optimizers, scalers, dist: Dist, fetch) -> None:
         self.optimizers = optimizers
         self.scalers = scalers
         self.dist = dist
@@ -96,7 +97,6 @@ class Players:
             name: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for name, o in optimizers.items()
         }
         self.current_step = 0
-        self.counts = {name: 0 for name in optimizers}
 
     def step(self, name: str, loss: Tensor, retain_graph: bool = False) -> None:
         if name not in self.optimizers:
@@ -118,13 +118,53 @@ class Players:
             scaler.update()
         else:
             opt.step()
-        self.counts[name] += 1
 
     def next_batch(self) -> dict[str, Tensor]:
         return self._fetch()
 
     def lr(self, name: str) -> float:
         return float(self.optimizers[name].param_groups[0]["lr"])
+
+
+class LossWindow:
+    """Means of the losses ``train_step`` returned since the last log record.
+
+    The keys may change from step to step (a critic that runs only on some steps, a term that
+    is switched on later): each key is averaged over the steps that reported it, in the order
+    the keys were first seen."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, names: list[str], values: Tensor) -> None:
+        for name, value in zip(names, values):
+            if name in self.sums:
+                self.sums[name] += value
+                self.counts[name] += 1
+            else:
+                self.sums[name] = value.clone()
+                self.counts[name] = 1
+
+    def pop_means(self) -> dict[str, float]:
+        """The means so far (one device sync), then an empty window."""
+        if not self.sums:
+            return {}
+        means = (torch.stack(list(self.sums.values())) / torch.tensor(list(self.counts.values()),
+                                                                       device=next(iter(self.sums.values())).device))
+        out = dict(zip(self.sums, means.tolist()))
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def finite_losses(losses: dict[str, Any], device: torch.device, step: int) -> tuple[list[str], Tensor]:
+    """``train_step``'s returned losses as (names, one float tensor); NaN/inf is an error naming the loss."""
+    names = list(losses)
+    values = torch.stack([torch.as_tensor(v, device=device).detach().float() for v in losses.values()])
+    if not bool(torch.isfinite(values).all()):
+        bad = [n for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
+        raise NonFiniteLoss(f"loss {bad[0]!r} is {losses[bad[0]]!s} at step {step}")
+    return names, values
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -188,10 +228,37 @@ class RunResult:
     steps_per_second: float = 0.0
 
 
+@dataclass
+class _State:
+    """What one call of :meth:`Trainer.fit` works with, built by its first steps."""
+
+    dist: Dist
+    device: torch.device
+    autocast: Any
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+    scalers: dict[str, Any]
+    start: int = 0  # first step to run (the checkpoint's step when resuming)
+    consumed: int = 0  # batches drawn so far, over the whole run (data order resumes from here)
+    elapsed0: float = 0.0  # training seconds before this call (resumed runs)
+    resumed_from: int | None = None
+    writer: Any = None
+    batches: Any = None  # the batch iterator while the loop runs
+    t0: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+
 # --- the trainer -------------------------------------------------------------------------------------
 
 
 class Trainer:
+    """``Trainer(model, dataset, config, out).fit()`` runs ``config.train.steps`` steps of
+    ``model.train_step`` and writes the run directory. ``image_grid`` turns the rows of
+    ``model.visuals`` into one image for TensorBoard (``factorkit.train`` passes
+    ``viz.grids.image_rows``); without it no images are logged."""
+
     def __init__(
         self,
         model,
@@ -200,6 +267,7 @@ class Trainer:
         out: str | Path,
         resume: bool = False,
         progress: bool | None = None,
+        image_grid: Callable[[list[Tensor]], Tensor] | None = None,
     ) -> None:
         self.model = model
         self.dataset = dataset
@@ -207,8 +275,12 @@ class Trainer:
         self.out = Path(out)
         self.resume = resume
         self.progress = progress
+        self.image_grid = image_grid
 
-    # -------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
     def fit(self) -> RunResult:
         tc = self.config.train
         want_cuda = tc.device == "cuda" or (tc.device == "auto" and torch.cuda.is_available())
@@ -219,156 +291,182 @@ class Trainer:
             dist.shutdown()
 
     def _fit(self, dist: Dist) -> RunResult:
+        """The steps of a run, in order; each is a method below."""
+        state = self._prepare(dist)
+        if self.resume:
+            self._resume(state)
+        else:
+            self._start(state)
+        self._compile()
+        if dist.main:
+            if self.resume:
+                self._truncate_log(state.start)
+            state.writer = self._tensorboard(state.start if self.resume else None)
+        state.batches = self._batches(state)
+
+        def fetch() -> dict[str, Tensor]:
+            state.consumed += 1
+            return to_device(next(state.batches), state.device)
+
+        players = Players(state.optimizers, state.scalers, dist, fetch)
+        state.t0 = time.perf_counter()
+        try:
+            losses, last_saved = self._run_steps(state, players, fetch)
+        except NonFiniteLoss as exc:
+            self._record_non_finite(state, players.current_step, exc)
+            raise NonFiniteLoss(f"training stopped: {exc}; {self._last_good()}") from None
+        finally:
+            state.batches = None  # ends the loader's worker processes
+        return self._finish(state, losses, last_saved)
+
+    # --- the steps of fit, in order -------------------------------------------------------------
+    def _prepare(self, dist: Dist) -> _State:
+        """Device and AMP, the model on its device in train mode, its optimizers, schedulers and
+        (fp16 only) gradient scalers; the output folder agreed on by every process."""
         tc = self.config.train
-        model = self.model
         device = resolve_device(tc.device, dist.local_rank)
         amp_dtype = resolve_amp(tc.amp, device)
         self.out = Path(dist.broadcast_object(str(self.out)))
-        ckpt_dir = self.out / "checkpoints"
-
-        model.to(device)
-        model.train()
-        optimizers = model.configure_optimizers()
-        schedulers = model.configure_schedulers(optimizers)
+        self.model.to(device)
+        self.model.train()
+        optimizers = self.model.configure_optimizers()
+        schedulers = self.model.configure_schedulers(optimizers)
         use_scaler = amp_dtype == torch.float16
         scalers = {n: (torch.amp.GradScaler("cuda") if use_scaler else None) for n in optimizers}
+        autocast = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+        return _State(dist, device, autocast, optimizers, schedulers, scalers)
 
-        start, consumed, elapsed0, resumed_from = 0, 0, 0.0, None
-        if self.resume:
-            found = ckpt.load_newest(ckpt_dir)
-            if found is None:
+    def _start(self, state: _State) -> None:
+        """A new run: refuse to overwrite one, write config.yaml and dataset.json, seed every RNG
+        and give every process rank 0's initial weights."""
+        dist = state.dist
+        if dist.main:
+            if ckpt.list_checkpoints(self.checkpoint_dir):
                 raise UsageError(
-                    f"--resume: {self.out} has no complete checkpoint to resume from "
-                    "(train without --resume to start a new run)"
+                    f"{self.out} already holds a run with checkpoints; pass --resume to continue it "
+                    "or choose another --out"
                 )
-            step, tensors, meta = found
-            self._restore(step, tensors, meta, optimizers, schedulers, scalers, dist)
-            start, consumed, elapsed0, resumed_from = step, meta["batches"], meta.get("elapsed_s", 0.0), step
-            if dist.main:  # --steps may have extended the run
-                self.config.save(self.out / "config.yaml")
-        else:
-            if dist.main:
-                if ckpt.list_checkpoints(ckpt_dir):
-                    raise UsageError(
-                        f"{self.out} already holds a run with checkpoints; pass --resume to continue it "
-                        "or choose another --out"
-                    )
-                self.out.mkdir(parents=True, exist_ok=True)
-                self.config.save(self.out / "config.yaml")
-                ckpt.atomic_write_text(self.out / "dataset.json", json.dumps(model.info.to_dict(), indent=1))
-            seed_everything(tc.seed + dist.rank)
-            dist.broadcast_module(model)
-        if tc.compile:
-            for child in model.children():
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.out / "config.yaml")
+            atomic_write_text(self.out / "dataset.json", json.dumps(self.model.info.to_dict(), indent=1))
+        seed_everything(self.config.train.seed + dist.rank)
+        dist.broadcast_module(self.model)
+
+    def _resume(self, state: _State) -> None:
+        """Continue from the newest complete checkpoint: weights, optimizer, scheduler, scaler and
+        RNG states, the data position and the elapsed time."""
+        found = ckpt.load_newest(self.checkpoint_dir)
+        if found is None:
+            raise UsageError(
+                f"--resume: {self.out} has no complete checkpoint to resume from "
+                "(train without --resume to start a new run)"
+            )
+        step, tensors, meta = found
+        self._restore(step, tensors, meta, state)
+        state.start, state.consumed, state.resumed_from = step, meta["batches"], step
+        state.elapsed0 = meta.get("elapsed_s", 0.0)
+        if state.dist.main:  # --steps may have extended the run
+            self.config.save(self.out / "config.yaml")
+
+    def _compile(self) -> None:
+        if self.config.train.compile:
+            for child in self.model.children():
                 child.compile()
 
-        if dist.main and self.resume:
-            self._truncate_log(start)
-        writer = self._tensorboard(start if self.resume else None) if dist.main else None
-
-        sampler = InfiniteBatchSampler(len(self.dataset), tc.batch_size, tc.seed, dist.rank, dist.world, consumed)
+    def _batches(self, state: _State):
+        """The endless, resumable batch stream (this process's share of each global batch)."""
+        tc, dist = self.config.train, state.dist
+        sampler = InfiniteBatchSampler(len(self.dataset), tc.batch_size, tc.seed, dist.rank, dist.world, state.consumed)
         loader = DataLoader(
             self.dataset,
             batch_sampler=sampler,
             num_workers=tc.num_workers,
             collate_fn=collate,
-            pin_memory=device.type == "cuda",
+            pin_memory=state.device.type == "cuda",
             worker_init_fn=_worker_init if tc.num_workers else None,
             prefetch_factor=4 if tc.num_workers else None,
             generator=torch.Generator().manual_seed(tc.seed),
         )
-        batches = iter(loader)
-        counter = {"consumed": consumed}
+        return iter(loader)
 
-        def fetch() -> dict[str, Tensor]:
-            counter["consumed"] += 1
-            return to_device(next(batches), device)
-
-        players = Players(model, optimizers, scalers, dist, fetch)
-        autocast = (
-            torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        )
-        bar = _Progress(tc.steps, start, enabled=self._progress_enabled(dist))
-        log_sums: Tensor | None = None
-        log_names: list[str] = []
-        log_count = 0
-        t0 = time.perf_counter()
-        t_window, steps_window = t0, 0
+    def _run_steps(self, state: _State, players: Players, fetch) -> tuple[dict[str, float], int]:
+        """The loop: one ``train_step`` per step, then logging, images and checkpoints on their
+        intervals. Returns the last logged loss means and the step of the last checkpoint."""
+        tc = self.config.train
+        bar = _Progress(tc.steps, state.start, enabled=self._progress_enabled(state.dist))
+        window = LossWindow()
         last_losses: dict[str, float] = {}
-        last_saved = start
-        step = start
+        last_saved = state.start
+        t_window, steps_window = state.t0, 0
         try:
-            for step in range(start, tc.steps):
+            for step in range(state.start, tc.steps):
                 players.current_step = step
                 batch = fetch()
-                with autocast:
-                    losses = model.train_step(batch, step, players)
-                for s in schedulers.values():
+                with state.autocast:
+                    losses = self.model.train_step(batch, step, players)
+                for s in state.schedulers.values():
                     s.step()
-                dist.broadcast_buffers(model)
-                names = list(losses)
-                values = torch.stack([torch.as_tensor(v, device=device).detach().float() for v in losses.values()])
-                if not bool(torch.isfinite(values).all()):
-                    bad = [n for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
-                    raise NonFiniteLoss(f"loss {bad[0]!r} is {losses[bad[0]]!s} at step {step}")
-                if log_sums is None or names != log_names:
-                    log_sums, log_names, log_count = torch.zeros_like(values), names, 0
-                log_sums += values
-                log_count += 1
+                state.dist.broadcast_buffers(self.model)
+                window.add(*finite_losses(losses, state.device, step))
                 done = step + 1
                 steps_window += 1
                 bar.update(done, last_losses)
                 if done % tc.log_every == 0 or done == tc.steps:
                     now = time.perf_counter()
-                    rate = steps_window / max(now - t_window, 1e-9)
+                    last_losses = window.pop_means()
+                    self._log(state, done, last_losses, steps_window / max(now - t_window, 1e-9), players)
                     t_window, steps_window = now, 0
-                    last_losses = dict(zip(log_names, (log_sums / log_count).tolist()))
-                    log_sums.zero_()
-                    log_count = 0
-                    if dist.main:
-                        record = {
-                            "step": done,
-                            "elapsed_s": round(elapsed0 + now - t0, 3),
-                            "steps_per_s": round(rate, 3),
-                            "losses": last_losses,
-                            "lr": {n: players.lr(n) for n in optimizers},
-                        }
-                        with open(self.out / "log.jsonl", "a") as fh:
-                            fh.write(json.dumps(record) + "\n")
-                        if writer is not None:
-                            for k, v in last_losses.items():
-                                writer.add_scalar(f"loss/{k}", v, done)
-                            writer.add_scalar("perf/steps_per_s", rate, done)
-                if dist.main and writer is not None and tc.image_every and done % tc.image_every == 0:
-                    self._log_images(writer, batch, done)
+                if tc.image_every and done % tc.image_every == 0:
+                    self._log_images(state, batch, done)
                 if tc.checkpoint_every and done % tc.checkpoint_every == 0 and done < tc.steps:
-                    self._save(done, counter["consumed"], elapsed0 + time.perf_counter() - t0,
-                               optimizers, schedulers, scalers, dist)
+                    self._save(done, state)
                     last_saved = done
-        except NonFiniteLoss as exc:
-            bar.close()
-            good = ckpt.list_checkpoints(ckpt_dir)
-            where = f"last good checkpoint: {ckpt_dir}/step-{good[-1]}.*" if good else "no checkpoint was written yet"
-            if dist.main:
-                with open(self.out / "log.jsonl", "a") as fh:
-                    fh.write(json.dumps({"step": step, "event": "non-finite loss", "message": str(exc)}) + "\n")
-            if writer is not None:
-                writer.close()
-            raise NonFiniteLoss(f"training stopped: {exc}; {where}") from None
         finally:
             bar.close()
-            del batches
+        return last_losses, last_saved
 
-        seconds = time.perf_counter() - t0
-        if last_saved != tc.steps and tc.steps > start:
-            self._save(tc.steps, counter["consumed"], elapsed0 + seconds, optimizers, schedulers, scalers, dist)
-        if dist.main:
-            ckpt.save_weights(self.out / "model.safetensors", model, {"model": model.name, "step": str(tc.steps)})
-            if writer is not None:
-                writer.close()
-        dist.barrier()
-        ran = tc.steps - start
-        return RunResult(self.out, tc.steps, seconds, last_losses, resumed_from, ran / seconds if seconds > 0 else 0.0)
+    def _log(self, state: _State, done: int, losses: dict[str, float], rate: float, players: Players) -> None:
+        """One log.jsonl record and the TensorBoard scalars (rank 0)."""
+        if not state.dist.main:
+            return
+        record = {
+            "step": done,
+            "elapsed_s": round(state.elapsed(), 3),
+            "steps_per_s": round(rate, 3),
+            "losses": losses,
+            "lr": {n: players.lr(n) for n in state.optimizers},
+        }
+        with open(self.out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if state.writer is not None:
+            for k, v in losses.items():
+                state.writer.add_scalar(f"loss/{k}", v, done)
+            state.writer.add_scalar("perf/steps_per_s", rate, done)
+
+    def _finish(self, state: _State, losses: dict[str, float], last_saved: int) -> RunResult:
+        """The final checkpoint (unless the last step wrote one) and model.safetensors."""
+        tc = self.config.train
+        seconds = time.perf_counter() - state.t0
+        if last_saved != tc.steps and tc.steps > state.start:
+            self._save(tc.steps, state)
+        if state.dist.main:
+            ckpt.save_weights(self.out / "model.safetensors", self.model, {"model": self.model.name, "step": str(tc.steps)})
+            if state.writer is not None:
+                state.writer.close()
+        state.dist.barrier()
+        ran = tc.steps - state.start
+        return RunResult(self.out, tc.steps, seconds, losses, state.resumed_from, ran / seconds if seconds > 0 else 0.0)
+
+    def _record_non_finite(self, state: _State, step: int, exc: NonFiniteLoss) -> None:
+        if state.dist.main:
+            with open(self.out / "log.jsonl", "a") as fh:
+                fh.write(json.dumps({"step": step, "event": "non-finite loss", "message": str(exc)}) + "\n")
+        if state.writer is not None:
+            state.writer.close()
+
+    def _last_good(self) -> str:
+        good = ckpt.list_checkpoints(self.checkpoint_dir)
+        return f"last good checkpoint: {self.checkpoint_dir}/step-{good[-1]}.*" if good else "no checkpoint was written yet"
 
     # -------------------------------------------------------------------------------------------
     def _progress_enabled(self, dist: Dist) -> bool:
@@ -386,16 +484,16 @@ class Trainer:
             return None
         return SummaryWriter(str(self.out / "tb"), purge_step=purge_step)
 
-    def _log_images(self, writer, batch, step: int) -> None:
-        from ..viz.grids import image_rows
-
+    def _log_images(self, state: _State, batch, step: int) -> None:
+        if state.writer is None or self.image_grid is None:
+            return
         model = self.model
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
                 rows = model.visuals(batch)
-            writer.add_image("visuals", image_rows(list(rows.values())), step)
+            state.writer.add_image("visuals", self.image_grid(list(rows.values())), step)
         finally:
             model.train(was_training)
 
@@ -410,28 +508,31 @@ class Trainer:
                     keep.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
-        ckpt.atomic_write_text(path, "".join(line + "\n" for line in keep))
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
 
-    def _save(self, step, consumed, elapsed, optimizers, schedulers, scalers, dist: Dist) -> None:
+    def _save(self, step: int, state: _State) -> None:
+        dist = state.dist
         rngs = dist.gather_objects(rng_state())
         if dist.main:
             tensors: dict[str, Tensor] = {f"model.{k}": v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            enc = ckpt.encode_state
             meta = {
-                "batches": consumed,
-                "elapsed_s": elapsed,
+                "batches": state.consumed,
+                "elapsed_s": state.elapsed(),
                 "model": self.model.name,
                 "world": dist.world,
                 "torch": torch.__version__,
-                "optimizers": {n: ckpt.encode_state(o.state_dict(), tensors, f"state.optim.{n}") for n, o in optimizers.items()},
-                "schedulers": {n: ckpt.encode_state(s.state_dict(), tensors, f"state.sched.{n}") for n, s in schedulers.items()},
-                "scalers": {n: ckpt.encode_state(s.state_dict(), tensors, f"state.scaler.{n}") for n, s in scalers.items() if s is not None},
-                "rng": [ckpt.encode_state(r, tensors, f"state.rng.{i}") for i, r in enumerate(rngs)],
+                "optimizers": {n: enc(o.state_dict(), tensors, f"state.optim.{n}") for n, o in state.optimizers.items()},
+                "schedulers": {n: enc(s.state_dict(), tensors, f"state.sched.{n}") for n, s in state.schedulers.items()},
+                "scalers": {n: enc(s.state_dict(), tensors, f"state.scaler.{n}")
+                            for n, s in state.scalers.items() if s is not None},
+                "rng": [enc(r, tensors, f"state.rng.{i}") for i, r in enumerate(rngs)],
             }
-            ckpt.save_checkpoint(self.out / "checkpoints", step, tensors, meta)
-            ckpt.prune(self.out / "checkpoints", self.config.train.keep_checkpoints)
+            ckpt.save_checkpoint(self.checkpoint_dir, step, tensors, meta)
+            ckpt.prune(self.checkpoint_dir, self.config.train.keep_checkpoints)
         dist.barrier()
 
-    def _restore(self, step, tensors, meta, optimizers, schedulers, scalers, dist: Dist) -> None:
+    def _restore(self, step, tensors, meta, state: _State) -> None:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         missing, unexpected = self.model.load_state_dict(model_state, strict=False)
         if missing or unexpected:
@@ -439,14 +540,14 @@ class Trainer:
                 f"checkpoint step-{step} does not match model {self.model.name!r} "
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was config.yaml edited?"
             )
-        for n, o in optimizers.items():
+        for n, o in state.optimizers.items():
             o.load_state_dict(ckpt.decode_state(meta["optimizers"][n], tensors))
-        for n, s in schedulers.items():
+        for n, s in state.schedulers.items():
             s.load_state_dict(ckpt.decode_state(meta["schedulers"][n], tensors))
-        for n, s in scalers.items():
+        for n, s in state.scalers.items():
             if s is not None and n in meta.get("scalers", {}):
                 s.load_state_dict(ckpt.decode_state(meta["scalers"][n], tensors))
-        rngs = meta["rng"]
+        rngs, dist = meta["rng"], state.dist
         if len(rngs) != dist.world:
             warnings.warn(
                 f"checkpoint was written by {len(rngs)} process(es), resuming with {dist.world}: "
@@ -469,8 +570,15 @@ class _Progress:
         self._t0 = time.perf_counter()
         self._start = start
         if enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = Progress(
                 TextColumn("[bold]train"),

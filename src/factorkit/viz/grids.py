@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import atomic_write_bytes
+
 Tensor = torch.Tensor
 
 
@@ -65,8 +67,6 @@ def png_bytes(image: Tensor, scale: int = 1) -> bytes:
 
 def save_png(image: Tensor, path: str | Path, scale: int = 1) -> Path:
     """Write a (C, H, W) image atomically as PNG."""
-    from ..train.checkpoint import atomic_write_bytes
-
     path = Path(path)
     atomic_write_bytes(path, png_bytes(image, scale))
     return path

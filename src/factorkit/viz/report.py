@@ -17,6 +17,9 @@ import numpy as np
 import torch
 import yaml
 
+from ..data.registry import load as load_data
+from ..files import atomic_write_text
+from ..train.rundir import load_model
 from . import grids
 
 CSS = """
@@ -181,11 +184,9 @@ def _section(title: str, body: str, note: str = "") -> str:
 
 @torch.no_grad()
 def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
-    from ..api import load
-    from ..data.registry import load as load_data
 
     run_dir = Path(run_dir)
-    model = load(run_dir)
+    model = load_model(run_dir)
     cfg = model.run_config
     info = model.info
     parts: list[str] = []
@@ -218,7 +219,8 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
         body = tables + (f"<h3>edit-intensity</h3>{plot}" if plot else "")
         if not body:
             body = "<p class=note>metrics.json holds no scores yet.</p>"
-        parts.append(_section("Metrics", body, f"Held-out split, step {record.get('step')}. Run <code>factorkit evaluate</code> to add more."))
+        note = f"Held-out split, step {record.get('step')}. Run <code>factorkit evaluate</code> to add more."
+        parts.append(_section("Metrics", body, note))
     else:
         parts.append(_section("Metrics", "<p class=note>No metrics.json yet: run <code>factorkit evaluate DIR</code>.</p>"))
 
@@ -227,7 +229,8 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
         idx = np.sort(rng.choice(len(test), min(8, len(test)), replace=False))
         x = test.images_at(idx).to(model.device)
         if model.supports("reconstruct"):
-            parts.append(_section("Reconstructions", _img(grids.reconstruction_grid(model, x)), "Top: test images; bottom: reconstructions."))
+            parts.append(_section("Reconstructions", _img(grids.reconstruction_grid(model, x)),
+                                  "Top: test images; bottom: reconstructions."))
         if model.supports("edit") and info.attributes and info.attribute_kind == "binary":
             values = [-0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
             body = ""
@@ -264,7 +267,5 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
             f"{html.escape(str(run_dir))} · step {record.get('step', cfg.train.steps)} · {stamp}</p></header>"
             f"<main>{''.join(parts)}</main></body></html>")
     out = run_dir / "report.html"
-    from ..train.checkpoint import atomic_write_text
-
     atomic_write_text(out, page)
     return out

@@ -1,0 +1,271 @@
+"""Every metric ``factorkit evaluate`` knows: its name, what it needs, its hyper-parameters with
+their defaults, how its floor is obtained, and how it runs.
+
+``evaluate`` (which metrics to run and in what order), the applicability check (why a metric
+does not apply), ``--param NAME.KEY=VALUE`` (which keys exist, of which type) and the
+``factorkit metrics`` table all read :data:`METRICS`; nothing else lists metric names.
+
+A metric's ``run(ctx, params)`` returns its values: keys starting with ``_`` are details (lists,
+matrices), other numbers are scores. ``ctx`` is the evaluation context of ``evaluate.py``
+(model, datasets, settings, the encoded rows). Per-attribute metrics record one entry per
+attribute through ``ctx.record``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import check_value, parse_value
+from ..errors import UsageError
+from . import attributes as A
+from . import editing as E
+from . import factors as F
+from . import images as I
+
+# --- what a metric can need -------------------------------------------------------------------------
+
+# need → (test on (model, info), the reason given when it fails)
+NEEDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "factors": (lambda model, info: bool(info.factors), "the dataset has no ground-truth factors"),
+    "sampling": (lambda model, info: bool(info.factors) and (info.has_generator or bool(info.attributes)),
+                 "the dataset cannot draw images for chosen factor values"),
+    "attributes": (lambda model, info: bool(info.attributes), "the dataset has no attributes"),
+    "labels": (lambda model, info: bool(info.factors) or bool(info.attributes),
+               "the dataset has neither ground-truth factors nor attributes"),
+    "reconstruct": (lambda model, info: model.supports("reconstruct"), "the model does not reconstruct images"),
+    "edit": (lambda model, info: model.supports("edit"), None),  # reason names the model's operations
+    "counterfactual": (lambda model, info: bool(info.has_counterfactual),
+                       "the dataset has no counterfactual renders (only faces does)"),
+}
+
+FLOORS = {
+    "random-codes": "the same metric on seeded Gaussian codes of the run's code shape, same rows",
+    "majority": "the majority-class rate of each attribute on the test rows",
+    "chance": "the retrieval precision of a random ranking (the rate of same-label pairs)",
+    "reconstruction": "the unedited reconstruction scored the same way (written beside each value)",
+    "none": "no floor: an absolute image score",
+}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    group: str  # factors | interventional | attributes | images | editing
+    needs: tuple[str, ...]
+    run: Callable[[Any, dict[str, Any]], dict] | None  # None: the image group runs together
+    params: Mapping[str, Any] = field(default_factory=dict)  # --param keys and their defaults
+    floor: str = "none"  # a key of FLOORS
+    default: bool = True  # run by `factorkit evaluate` without --metrics
+    uses_codes: bool = False  # needs the encoded train/test rows
+    per_attribute: bool = False  # one entry per attribute (edit metrics)
+    prefixed: bool = True  # scores stored as "NAME.KEY" (factor metrics name their own keys)
+    # printed floors until measured ones exist: score key → value (benchmarks/metric_floors.py, shapes2d)
+    reference: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+
+    def applies(self, model, info) -> str | None:
+        """None if the metric applies, else why not."""
+        for need in self.needs:
+            test, reason = NEEDS[need]
+            if not test(model, info):
+                return reason or f"the model cannot edit (it supports {', '.join(sorted(model.operations))})"
+        return None
+
+
+# --- the runners ------------------------------------------------------------------------------------
+
+
+def _mig(ctx, p):
+    return F.mig(ctx.c_tr, ctx.f_tr, **p)
+
+
+def _sap(ctx, p):
+    return F.sap(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, **p)
+
+
+def _dci(ctx, p):
+    p = dict(p)
+    if p["backend"] == "auto":  # exact, or the documented fast mode with --fast
+        p["backend"] = "fast" if ctx.settings.fast else "exact"
+    return F.dci(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, **p)
+
+
+def _modularity(ctx, p):
+    return F.modularity(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, **p)
+
+
+def _interventional(fn):
+    def run(ctx, p):
+        total = p["num_train"] + p["num_eval"]
+        with ctx.bar(fn.__name__, total) as bar:
+            return fn(ctx.dataset, ctx.model.representation, progress=bar, seed=ctx.settings.seed, **p)
+    return run
+
+
+def _attr_projection(ctx, p):
+    return A.attr_projection(ctx.c_tr, ctx.a_tr, ctx.c_te, ctx.a_te, names=ctx.info.attributes, **p)
+
+
+def _nn_map(ctx, p):
+    info = ctx.info
+    if info.attributes and not attrs_are_factors(info):
+        labels = np.concatenate([ctx.f_te, ctx.a_te.astype(np.int64)], 1)
+    else:
+        labels = ctx.f_te
+    names = [f.name for f in info.factors] + ([] if attrs_are_factors(info) else list(info.attributes))
+    chunks = ctx.representation_chunks()
+    ctx.reference["nn-map.random"] = positive_rate(labels)
+    return A.nn_map(ctx.c_te, labels, chunks=chunks, names=names, seed=ctx.settings.seed, **p)
+
+
+def _edit_success(ctx, p):
+    clf, report = ctx.classifier()
+    for a in ctx.attributes():
+        ctx.record(f"edit-success.{a}", lambda a=a: E.edit_success(ctx.model, ctx.dataset, a, clf, report,
+                                                                    max_images=ctx.settings.image_rows,
+                                                                    seed=ctx.settings.seed, **p))
+
+
+def _edit_intensity(ctx, p):
+    for a in ctx.attributes():
+        ctx.record(f"edit-intensity.{a}", lambda a=a: E.edit_intensity(ctx.model, ctx.train_dataset, ctx.dataset, a,
+                                                                        seed=ctx.settings.seed, **p))
+
+
+def _counterfactual(ctx, p):
+    attrs = ctx.attributes()
+    for a in attrs:
+        ctx.record(f"counterfactual.{a}", lambda a=a: E.counterfactual(ctx.model, ctx.dataset, a,
+                                                                        max_images=ctx.settings.image_rows,
+                                                                        seed=ctx.settings.seed, **p))
+    gains = [ctx.results[f"counterfactual.{a}.gain"] for a in attrs if f"counterfactual.{a}.gain" in ctx.results]
+    if gains:
+        ctx.results["counterfactual.gain"] = float(np.mean(gains))
+
+
+def attrs_are_factors(info) -> bool:
+    """True where every attribute is also a factor (shapes2d): nn-map then scores the factors alone."""
+    names = {f.name for f in info.factors}
+    return all(a in names for a in info.attributes)
+
+
+def positive_rate(labels: np.ndarray) -> float:
+    """Mean over label columns of Σ_v p_v²: the precision of a random ranking."""
+    rates = []
+    for j in range(labels.shape[1]):
+        p = np.bincount(np.unique(labels[:, j], return_inverse=True)[1].reshape(-1)) / len(labels)
+        rates.append(float(np.sum(p * p)))
+    return float(np.mean(rates))
+
+
+# --- the registry, in the order evaluate runs them ---------------------------------------------------
+
+_INTERVENTION = {"num_train": 10000, "num_eval": 5000, "batch_size": 64}
+
+METRICS: dict[str, MetricSpec] = {m.name: m for m in (
+    MetricSpec("mig", "factors", ("factors",), _mig, {"num_bins": 20}, "random-codes", uses_codes=True, prefixed=False,
+               reference={"mig": 0.0}, description="mutual information gap (Chen et al. 2018)"),
+    MetricSpec("sap", "factors", ("factors",), _sap, {"continuous": False}, "random-codes", uses_codes=True,
+               prefixed=False, reference={"sap": 0.0}, description="separated attribute predictability (Kumar et al. 2018)"),
+    MetricSpec("dci", "factors", ("factors",), _dci, {"backend": "auto", "bins": 256}, "random-codes", uses_codes=True,
+               prefixed=False, reference={"dci.disentanglement": 0.0, "dci.completeness": 0.0},
+               description="disentanglement, completeness, informativeness (Eastwood & Williams 2018); "
+                           "backend auto (exact; fast with --fast) | exact | fast | sklearn"),
+    MetricSpec("modularity", "factors", ("factors",), _modularity, {"num_bins": 20}, "random-codes", uses_codes=True,
+               prefixed=False, reference={"modularity": 0.59, "explicitness_test": 0.51},
+               description="modularity and explicitness (Ridgeway & Mozer 2018)"),
+    MetricSpec("higgins", "interventional", ("sampling",), _interventional(F.higgins), dict(_INTERVENTION),
+               "random-codes", default=False, prefixed=False, description="β-VAE metric (Higgins et al. 2017)"),
+    MetricSpec("factorvae", "interventional", ("sampling",), _interventional(F.factorvae),
+               {**_INTERVENTION, "num_variance_estimate": 10000, "threshold": 0.05}, "random-codes", default=False,
+               prefixed=False, description="FactorVAE metric (Kim & Mnih 2018)"),
+    MetricSpec("attr-projection", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "majority",
+               uses_codes=True, description="attribute read-out by projection (Kumar et al. 2018)"),
+    MetricSpec("attr-linear", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "majority",
+               uses_codes=True, default=False, description="Hu et al. eq. 5 (the projection protocol)"),
+    MetricSpec("nn-map", "attributes", ("labels",), _nn_map, {"num_queries": 2000, "query_batch": 256}, "chance",
+               uses_codes=True, description="nearest-neighbour retrieval mAP per chunk (Hu et al. 2018)"),
+    *(MetricSpec(name, "images", ("reconstruct",), None, {}, "none", description="reconstruction, test split")
+      for name in I.IMAGE_METRICS),
+    MetricSpec("edit-success", "editing", ("edit", "attributes"), _edit_success, {}, "reconstruction",
+               per_attribute=True, description="edited attribute read by the independent classifier"),
+    MetricSpec("edit-intensity", "editing", ("edit", "attributes"), _edit_intensity,
+               {"values": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), "repeats": 5, "max_train": 4000,
+                "max_test": 1000, "C": 1e-4}, "majority", default=False, per_attribute=True,
+               description="mddAE protocol: pixel-SVM error of edits by intensity"),
+    MetricSpec("counterfactual", "editing", ("edit", "attributes", "counterfactual"), _counterfactual, {},
+               "reconstruction", per_attribute=True, description="edit vs the true counterfactual render (faces)"),
+)}
+
+ALL_METRICS = tuple(METRICS)
+
+
+def spec(name: str) -> MetricSpec:
+    if name not in METRICS:
+        raise UsageError(f"unknown metric {name!r}; valid: {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+def applicable(model, info) -> list[str]:
+    return [m.name for m in METRICS.values() if m.applies(model, info) is None]
+
+
+def defaults(model, info) -> list[str]:
+    """What ``factorkit evaluate`` runs without --metrics: every applicable metric declared
+    ``default`` (not the interventional scores, ≈ 2 million renders each at the study's
+    defaults, nor edit-intensity, 5 pixel SVMs per attribute, nor attr-linear, a copy of
+    attr-projection under Hu et al.'s name)."""
+    return [m.name for m in METRICS.values() if m.default and m.applies(model, info) is None]
+
+
+def check(model, info, metrics: list[str] | None) -> list[str]:
+    """The metrics to run, in registry order; an unknown or inapplicable name is a UsageError saying why."""
+    requested = list(metrics) if metrics else defaults(model, info)
+    for name in requested:
+        why = spec(name).applies(model, info)
+        if why is not None:
+            raise UsageError(f"metric {name!r} does not apply to model {model.name!r} on {info.name}: {why}; "
+                             f"applicable: {', '.join(applicable(model, info))}")
+    return [m for m in METRICS if m in requested]
+
+
+def _param_type(default: Any) -> Any:
+    if isinstance(default, tuple):
+        return tuple[float, ...]
+    return type(default)  # bool, int, float or str (declared defaults are never None)
+
+
+def resolve_params(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Declared defaults with ``overrides`` ({metric: {key: value}}) applied, checked: an unknown
+    metric or key names the valid ones; a value of the wrong type names the expected type.
+    Strings (from ``--param``) are parsed as the default's type."""
+    overrides = overrides or {}
+    for name, values in overrides.items():
+        entry = spec(name)
+        for key in values:
+            if key not in entry.params:
+                valid = ", ".join(f"{name}.{k}" for k in entry.params) or "(none: it takes no parameters)"
+                raise UsageError(f"--param {name}.{key}: unknown key; valid {name} keys: {valid}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in METRICS.items():
+        params = dict(entry.params)
+        for key, value in overrides.get(name, {}).items():
+            tp = _param_type(entry.params[key])
+            label = f"{name}.{key}"
+            try:
+                params[key] = parse_value(value, tp, label) if isinstance(value, str) and tp is not str else \
+                    check_value(value, tp, label)
+            except UsageError as exc:  # the config parser words it for --set
+                raise UsageError(str(exc).replace("--set ", "--param ", 1)) from None
+        out[name] = params
+    return out
+
+
+def table() -> list[dict[str, Any]]:
+    """One row per metric, for ``factorkit metrics``."""
+    return [{"name": m.name, "group": m.group, "needs": list(m.needs), "params": dict(m.params), "floor": m.floor,
+             "default": m.default, "description": m.description} for m in METRICS.values()]

@@ -1,0 +1,58 @@
+"""A run directory read back: ``config.yaml`` + ``dataset.json`` + weights → a model.
+
+It sits in ``train/`` because it reads what the trainer writes (config, checkpoints) and needs
+both registries; ``viz`` and ``api`` import it from here, so nothing below the public API
+module has to import that module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, read_run_config
+from ..data.base import DatasetInfo
+from ..data.registry import dataset_options_class
+from ..errors import UsageError
+from ..models.base import Model
+from ..models.registry import model_class
+from . import checkpoint as ckpt
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a run's ``config.yaml`` into a typed :class:`RunConfig`."""
+    return read_run_config(path, lambda name: model_class(name).Config, dataset_options_class)
+
+
+def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Model:
+    """Rebuild a trained model from its run directory: config.yaml + dataset.json + weights
+    (``model.safetensors``, else the newest valid checkpoint). No pickles."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+    cfg = load_config(run_dir / "config.yaml")
+    info_path = run_dir / "dataset.json"
+    if not info_path.is_file():
+        raise UsageError(f"{info_path}: missing; is {run_dir} a complete factorkit run directory?")
+    info = DatasetInfo.from_dict(json.loads(info_path.read_text()))
+    model = model_class(cfg.model_name)(cfg.model, info)
+    weights = run_dir / "model.safetensors"
+    if weights.is_file():
+        state = ckpt.load_weights(weights)
+        step = None
+    else:
+        found = ckpt.load_newest(run_dir / "checkpoints")
+        if found is None:
+            raise UsageError(f"{run_dir}: no model.safetensors and no valid checkpoint; train it first")
+        step, tensors, _ = found
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    model.to(map_location)
+    model.eval()
+    model.run_config = cfg
+    model.run_dir = run_dir
+    model.preset = cfg.preset
+    model.loaded_step = step
+    return model
