@@ -42,6 +42,20 @@ BAD = [
     (["train", "ae", "--data", "digits", "--data-root", "/no/such/dir"], "--data-root /no/such/dir: no such directory"),
     (["train", "ae", "--data", "shapes2d", "--preset", "slow"], "invalid choice: 'slow'"),
     (["train", "ae", "--data", "shapes2d", "--resume"], "--resume needs --out DIR"),
+    # ranges declared with each config field (issue 15)
+    (["train", "ae", "--data", "shapes2d", "--batch-size", "0"], "train.batch_size=0: must be ≥ 1"),
+    (["train", "ae", "--data", "shapes2d", "--batch-size", "-4"], "train.batch_size=-4: must be ≥ 1"),
+    (["train", "ae", "--data", "shapes2d", "--steps", "-5"], "train.steps=-5: must be ≥ 1"),
+    (["train", "ae", "--data", "shapes2d", "--set", "train.log_every=0"], "--set train.log_every=0: must be ≥ 1"),
+    (["train", "ae", "--data", "shapes2d", "--set", "train.num_workers=-1"], "--set train.num_workers=-1: must be ≥ 0"),
+    (["train", "ae", "--data", "shapes2d", "--set", "model.lr=-1"], "--set model.lr=-1.0: must be > 0"),
+    (["train", "ae", "--data", "shapes2d", "--set", "train.keep_checkpoints=0"], "train.keep_checkpoints=0: must be ≥ 1"),
+    (["train", "ae", "--data", "shapes2d", "--set", "model.latent_dim=0"], "--set model.latent_dim=0: must be ≥ 1"),
+    (["train", "mddae", "--data", "faces", "--set", "model.dropout=1"], "--set model.dropout=1.0: must be ≥ 0 and < 1"),
+    (["evaluate", "runs/none", "--num-train", "-5"], "--num-train -5: must be ≥ 1"),
+    (["evaluate", "runs/none", "--num-train", "0"], "--num-train 0: must be ≥ 1"),
+    (["edit", "runs/none", "--image", "x.png", "--traverse", "0", "--steps", "-1", "--out", "o.png"],
+     "--steps -1: a --traverse strip needs at least 2 images"),
 ]
 
 
@@ -82,3 +96,33 @@ def test_train_on_mnist_fixture_through_cli(tmp_path, capsys):
     assert (out / "model.safetensors").is_file() and "run directory" in err
     cfg = (out / "config.yaml").read_text()
     assert f"root: {root}" in cfg and "name: digits" in cfg
+
+
+def test_resume_refuses_changed_keys_and_applies_safe_ones(tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "run"
+    base = ["train", "ae", "--data", "shapes2d", "--out", str(out), "--num-workers", "0", "--quiet"]
+    code, _, err = run_main(capsys, *base, "--steps", "4", "--batch-size", "8", "--checkpoint-every", "2",
+                            "--set", "model.latent_dim=6")
+    assert code == 0, err
+    refused = [
+        (["--set", "model.latent_dim=4"], "--resume: model.latent_dim=4 differs from the run's saved model.latent_dim=6"),
+        (["--batch-size", "16"], "train.batch_size=16 differs from the run's saved train.batch_size=8"),
+        (["--seed", "3"], "train.seed=3 differs from the run's saved train.seed=0"),
+        (["--set", "data.seed=5"], "data.seed=5 differs from the run's saved data.seed="),
+        (["--preset", "paper"], "--preset paper differs from the run's saved 'fast'"),
+        (["--set", "model.nope=1"], "--set model.nope: unknown key"),
+    ]
+    for extra, message in refused:
+        code, _, err = run_main(capsys, *base, "--steps", "6", "--resume", *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, (extra, err)
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["steps"] == 4  # nothing was written
+    # safe keys are applied and echoed; a flag equal to the saved value passes silently
+    code, _, err = run_main(capsys, *base, "--steps", "6", "--resume", "--batch-size", "8", "--set", "train.log_every=3",
+                            "--set", "model.latent_dim=6")
+    assert code == 0, err
+    assert "resuming with train.steps=6 (was 4), train.log_every=3 (was 10)" in err
+    saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert saved["steps"] == 6 and saved["log_every"] == 3
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 6

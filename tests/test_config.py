@@ -75,3 +75,19 @@ def test_yaml_with_bad_type_is_rejected(tmp_path):
 @dataclass
 class _Nested:
     a: int = 1
+
+
+def test_ranges_are_checked_by_set_build_and_yaml(tmp_path):
+    import factorkit as fk
+
+    cfg = make_cfg()
+    with pytest.raises(UsageError, match=r"--set train.batch_size=0: must be ≥ 1"):
+        cfg.apply_strings(["train.batch_size=0"])
+    with pytest.raises(UsageError, match=r"model.beta=-1.0: must be ≥ 0"):
+        fk.models.build("betavae", fk.data.describe("shapes2d"), beta=-1)
+    assert fk.models.build("betavae", fk.data.describe("shapes2d"), beta=0).config.beta == 0.0  # the bound itself is allowed
+    cfg.save(tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text().replace("keep_checkpoints: 3", "keep_checkpoints: 0")
+    (tmp_path / "config.yaml").write_text(text)
+    with pytest.raises(UsageError, match=r"train.keep_checkpoints=0: must be ≥ 1"):
+        load_run_config(tmp_path / "config.yaml")

@@ -113,10 +113,41 @@ def build_run_config(args: argparse.Namespace):
         data=entry.options(),
         train=TrainConfig(),
         data_root=args.data_root,
-        preset=args.preset,
+        preset=args.preset or "fast",
     )
-    cfg.apply(model_registry.preset_overrides(args.model, entry.info, args.preset))
-    flags = {
+    cfg.apply(model_registry.preset_overrides(args.model, entry.info, cfg.preset))
+    cfg.apply({k: v for k, v in _train_flags(args).items() if v is not None})
+    cfg.apply_strings(args.set or [])
+    return cfg
+
+
+def _apply_resume_flags(cfg, args: argparse.Namespace) -> None:
+    """Flags given with --resume: a key that is safe to change (steps, intervals, workers, device)
+    is applied and echoed; one that would change the model, the data or the finished steps is
+    refused, naming its saved value. A flag equal to the saved value is accepted silently."""
+    from .config import RESUME_SAFE
+
+    asked = {k: v for k, v in _train_flags(args).items() if v is not None}
+    asked.update(cfg.parse_strings(args.set or []))
+    if args.data_root is not None and args.data_root != cfg.data_root:
+        raise UsageError(f"--resume: --data-root {args.data_root} differs from the run's saved {cfg.data_root!r}; "
+                         "a resumed run keeps its data (train a new run to change it)")
+    if args.preset is not None and args.preset != cfg.preset:
+        raise UsageError(f"--resume: --preset {args.preset} differs from the run's saved {cfg.preset!r}; "
+                         "a resumed run keeps its preset (train a new run to change it)")
+    changed = {k: v for k, v in asked.items() if cfg.get(k) != v}
+    for key, value in changed.items():
+        if key not in RESUME_SAFE:
+            raise UsageError(f"--resume: {key}={value!r} differs from the run's saved {key}={cfg.get(key)!r}; it would "
+                             f"change the model, the data or the finished steps. Keys a resume may change: "
+                             f"{', '.join(RESUME_SAFE)}")
+    if changed:
+        _say("resuming with " + ", ".join(f"{k}={v} (was {cfg.get(k)})" for k, v in changed.items()))
+        cfg.apply(changed)
+
+
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "train.steps": args.steps,
         "train.batch_size": args.batch_size,
         "train.seed": args.seed,
@@ -124,9 +155,6 @@ def build_run_config(args: argparse.Namespace):
         "train.checkpoint_every": args.checkpoint_every,
         "train.num_workers": args.num_workers,
     }
-    cfg.apply({k: v for k, v in flags.items() if v is not None})
-    cfg.apply_strings(args.set or [])
-    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -146,10 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume: {out} trains {cfg.model_name} on {cfg.data_name}, not {args.model} on {args.data}"
             )
-        if args.steps is not None:
-            cfg.apply({"train.steps": args.steps})
-        if args.device is not None:
-            cfg.apply({"train.device": args.device})
+        _apply_resume_flags(cfg, args)
     else:
         cfg = build_run_config(args)
         out = Path(args.out) if args.out else default_out(args.model, args.data)
@@ -209,8 +234,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
     from .data import registry as data_registry
-    from .metrics.evaluate import Settings, check_metrics, evaluate
+    from .metrics.evaluate import Settings, evaluate
+    from .metrics.registry import check as check_metrics
 
+    for flag, value in (("--num-train", args.num_train), ("--num-test", args.num_test)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: must be ≥ 1 (rows of the split to score)")
+    params = _parse_params(args.param)
     run_dir = Path(args.dir)
     model = load(run_dir)
     cfg = model.run_config
@@ -220,9 +250,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         fast=args.fast,
         seed=args.seed,
         attributes=tuple(a.strip() for a in args.attributes.split(",")) if args.attributes else None,
-        params=_parse_params(args.param),
-        **({"num_train": args.num_train} if args.num_train else {}),
-        **({"num_test": args.num_test} if args.num_test else {}),
+        params=params,
+        **({"num_train": args.num_train} if args.num_train is not None else {}),
+        **({"num_test": args.num_test} if args.num_test is not None else {}),
     )
     check_metrics(model, test.info, metrics)  # unknown / inapplicable → one clear line, before any work
     if settings.attributes:
@@ -272,6 +302,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise UsageError("--attribute and --value go together, e.g. --attribute Smiling --value 1.5")
     if args.chunks is not None and args.swap_with is None:
         raise UsageError("--chunks needs --swap-with OTHER.png")
+    if args.steps < 2:
+        raise UsageError(f"--steps {args.steps}: a --traverse strip needs at least 2 images")
     model = load(args.dir)
     info = model.info
     image, notice = read_image(args.image, info.channels, info.size)
@@ -346,8 +378,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="images per process per step")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--preset", choices=["fast", "paper"], default="fast",
-                   help="fast = CPU-friendly defaults; paper = the paper's hyper-parameters")
+    s.add_argument("--preset", choices=["fast", "paper"], default=None,
+                   help="fast (default) = CPU-friendly defaults; paper = the paper's hyper-parameters")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config key, e.g. --set model.beta=4 (repeatable)")
     s.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -28,21 +28,64 @@ from .files import atomic_write_text
 CONFIG_VERSION = 1
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric config field, declared with it:
+    ``steps: Annotated[int, Range(min=1)] = 2000``. ``--set``, ``fk.models.build(...)`` and
+    config.yaml loading all check it, with one message naming the bound."""
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False  # min itself not allowed (a learning rate > 0)
+    max_open: bool = False
+
+    def check(self, value: Any, key: str) -> Any:
+        if value is None:
+            return value
+        low = self.min is not None and (value <= self.min if self.min_open else value < self.min)
+        high = self.max is not None and (value >= self.max if self.max_open else value > self.max)
+        if low or high:
+            raise UsageError(f"{key}={value!r}: must be {self.describe()}")
+        return value
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_open else '≥'} {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_open else '≤'} {self.max:g}")
+        return " and ".join(parts)
+
+
+def positive(tp: Any = int) -> Any:
+    """``Annotated[tp, Range(min=1)]`` for ints, ``> 0`` for floats."""
+    return Annotated[tp, Range(min=1)] if tp is int else Annotated[tp, Range(min=0, min_open=True)]
+
+
+def nonnegative(tp: Any = int) -> Any:
+    return Annotated[tp, Range(min=0)]
+
+
+def fraction(tp: Any = float, closed_top: bool = False) -> Any:
+    """A value in [0, 1) (or [0, 1])."""
+    return Annotated[tp, Range(min=0, max=1, max_open=not closed_top)]
+
+
 @dataclass
 class TrainConfig:
     """Everything about a training run that is not the model's maths."""
 
-    steps: int = 2000  # optimisation steps (one call of model.train_step each)
-    batch_size: int = 64  # images per process per step
+    steps: positive() = 2000  # optimisation steps (one call of model.train_step each)
+    batch_size: positive() = 64  # images per process per step
     seed: int = 0  # seeds weights, data order and every RNG
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = bf16 autocast on CUDA, off on CPU
     compile: bool = False  # torch.compile the model's modules (CUDA only benefits)
-    checkpoint_every: int = 500  # steps between checkpoints (0 = only at the end)
-    keep_checkpoints: int = 3  # last K checkpoints kept
-    log_every: int = 10  # steps between log.jsonl / TensorBoard scalar records
-    image_every: int = 500  # steps between TensorBoard image grids (0 = never)
-    num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+    checkpoint_every: nonnegative() = 500  # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: positive() = 3  # last K checkpoints kept
+    log_every: positive() = 10  # steps between log.jsonl / TensorBoard scalar records
+    image_every: nonnegative() = 500  # steps between TensorBoard image grids (0 = never)
+    num_workers: nonnegative() = 2  # DataLoader worker processes (0 = load in the main process)
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,6 +94,10 @@ class TrainConfig:
 
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *extras = get_args(tp)
+        ranges = [e.describe() for e in extras if isinstance(e, Range)]
+        return _type_name(inner) + (f" {', '.join(ranges)}" if ranges else "")
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
@@ -66,6 +113,13 @@ def _type_name(tp: Any) -> str:
 def parse_value(text: str, tp: Any, key: str) -> Any:
     """Parse the string ``text`` as a value of type ``tp`` (used by ``--set``)."""
     origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *extras = get_args(tp)
+        value = parse_value(text, inner, key)
+        for e in extras:
+            if isinstance(e, Range):
+                e.check(value, f"--set {key}")
+        return value
     if origin is Literal:
         choices = get_args(tp)
         for choice in choices:
@@ -114,6 +168,13 @@ def parse_value(text: str, tp: Any, key: str) -> Any:
 def check_value(value: Any, tp: Any, key: str) -> Any:
     """Validate (and lightly coerce) an already-typed value, e.g. one read from YAML."""
     origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *extras = get_args(tp)
+        value = check_value(value, inner, key)
+        for e in extras:
+            if isinstance(e, Range):
+                e.check(value, key)
+        return value
     if origin is Literal:
         if value in get_args(tp):
             return value
@@ -158,7 +219,7 @@ def check_value(value: Any, tp: Any, key: str) -> Any:
 
 def field_types(cls_or_obj: Any) -> dict[str, Any]:
     cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     return {f.name: hints[f.name] for f in fields(cls) if f.init}
 
 
@@ -179,6 +240,11 @@ def replace_checked(obj: Any, section: str, values: dict[str, Any]) -> Any:
 # the run configuration
 
 SECTIONS = ("model", "data", "train")
+
+# train.* keys that a resumed run may change: they change neither the model, the data, nor the
+# result of the steps already taken (only how long it runs, how often it writes, how it loads)
+RESUME_SAFE = ("train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
+               "train.image_every", "train.num_workers", "train.device")
 
 
 @dataclass
@@ -212,6 +278,10 @@ class RunConfig:
 
     def apply_strings(self, assignments: list[str]) -> None:
         """Apply ``["model.beta=4", ...]`` as typed on the command line."""
+        self.apply(self.parse_strings(assignments))
+
+    def parse_strings(self, assignments: list[str]) -> dict[str, Any]:
+        """``["model.beta=4", ...]`` → ``{"model.beta": 4.0}``, each key and value checked."""
         parsed: dict[str, Any] = {}
         for item in assignments:
             key, sep, text = item.partition("=")
@@ -230,7 +300,12 @@ class RunConfig:
                     + ", ".join(f"{section}.{k}" for k in types_)
                 )
             parsed[key] = parse_value(text, types_[name], key)
-        self.apply(parsed)
+        return parsed
+
+    def get(self, key: str) -> Any:
+        """The value of ``section.name``."""
+        section, _, name = key.partition(".")
+        return getattr(getattr(self, section), name)
 
     # --- YAML ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

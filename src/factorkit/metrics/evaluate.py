@@ -69,15 +69,6 @@ def applicable_metrics(model, info) -> list[str]:
     return R.applicable(model, info)
 
 
-def default_metrics(model, info) -> list[str]:
-    return R.defaults(model, info)
-
-
-def check_metrics(model, info, metrics: list[str] | None) -> list[str]:
-    """The metrics to run; an unknown or inapplicable name is a UsageError saying why."""
-    return R.check(model, info, metrics)
-
-
 @dataclass
 class Settings:
     num_train: int = 10000

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ..config import positive
 from ..nn.blocks import ConvDecoder, ConvEncoder
 from .base import Code, Model
 from .registry import register
@@ -41,8 +42,8 @@ class AutoEncoder(Model):
 
     @dataclass
     class Config:
-        latent_dim: int = 10  # code size (disentanglement_lib: 10)
-        lr: float = 1e-4  # Adam learning rate (disentanglement_lib)
+        latent_dim: positive() = 10  # code size (disentanglement_lib: 10)
+        lr: positive(float) = 1e-4  # Adam learning rate (disentanglement_lib)
         beta1: float = 0.9
         beta2: float = 0.999
         recon: Literal["bce", "mse"] = "bce"  # Bernoulli decoder (disentanglement_lib) or MSE

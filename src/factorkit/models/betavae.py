@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 
+from ..config import nonnegative, positive
 from .ae import AutoEncoder, reconstruction_loss
 from .base import Code
 from .registry import register
@@ -37,9 +38,9 @@ class BetaVAE(AutoEncoder):
 
     @dataclass
     class Config:
-        latent_dim: int = 10
-        beta: float = 4.0  # KL weight (Higgins et al. dSprites: 4; Kumar's CelebA row: 2)
-        lr: float = 1e-4
+        latent_dim: positive() = 10
+        beta: nonnegative(float) = 4.0  # KL weight (Higgins et al. dSprites: 4; Kumar's CelebA row: 2)
+        lr: positive(float) = 1e-4
         beta1: float = 0.9
         beta2: float = 0.999
         recon: Literal["bce", "mse"] = "bce"

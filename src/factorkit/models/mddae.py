@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import fraction, nonnegative, positive
 from ..errors import UsageError
 from ..nn.blocks import conv_stack, deconv_stack, linear_block
 from ..nn.dependence import dcov2, xcov
@@ -105,14 +106,14 @@ class MddAE(Model):
         decoder_input: Literal["soft", "label", "none"] = "soft"  # mddAE ŷ | disAE y | AE: z only
         decorrelation: Literal["dcov", "xcov", "none"] = "dcov"  # eq. 14 | eq. 15 | none
         ms_ssim: bool = True  # the α term of eq. 7 (paper: CelebA only)
-        alpha: float = 1.0  # MS-SSIM weight, eq. 7 (§4: α = 1)
-        beta: float = 1.0  # discriminative weight, eq. 1 (§4: β = 1)
-        gamma: float = 5.0  # decorrelation weight, eq. 1 (§4: γ = 5)
-        z_dim: int = 1000  # latent size (CelebA: 1000; MNIST disAE: 2)
+        alpha: nonnegative(float) = 1.0  # MS-SSIM weight, eq. 7 (§4: α = 1)
+        beta: nonnegative(float) = 1.0  # discriminative weight, eq. 1 (§4: β = 1)
+        gamma: nonnegative(float) = 5.0  # decorrelation weight, eq. 1 (§4: γ = 5)
+        z_dim: positive() = 1000  # latent size (CelebA: 1000; MNIST disAE: 2)
         conv: tuple[int, ...] = (64, 128, 256)  # encoder conv widths (§5.3, authors' CelebA code)
         fc: tuple[int, ...] = (4000, 2000)  # encoder FC widths (decoder mirrors)
-        dropout: float = 0.5
-        lr: float = 1e-4  # Adam (§4)
+        dropout: fraction() = 0.5
+        lr: positive(float) = 1e-4  # Adam (§4)
         beta1: float = 0.5
         beta2: float = 0.999
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import nonnegative, positive
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import conv_block, linear_block, scaled
@@ -181,25 +182,25 @@ class Mixing(Model):
 
     @dataclass
     class Config:
-        num_chunks: int = 8  # n (§4.1)
-        chunk_size: int = 64  # d: 64 for Sprites/CelebA, 8 for MNIST (§4.1)
+        num_chunks: positive() = 8  # n (§4.1)
+        chunk_size: positive() = 64  # d: 64 for Sprites/CelebA, 8 for MNIST (§4.1)
         terms: str = "MIX+C+G"  # Table 2 row: AE | C+G | AE+C+G | MIX | MIX+C | MIX+G | MIX+C+G
         weights: Literal["paper", "code"] = "paper"  # §4.5
-        lambda_mix: float = 1.0  # λ_M (CelebA: 30)
-        lambda_gan: float = 1.0  # λ_G
-        lambda_cls: float = 1.0  # λ_C
-        lambda_ae: float = 1.0  # weight of the plain reconstruction in the AE rows
+        lambda_mix: nonnegative(float) = 1.0  # λ_M (CelebA: 30)
+        lambda_gan: nonnegative(float) = 1.0  # λ_G
+        lambda_cls: nonnegative(float) = 1.0  # λ_C
+        lambda_ae: nonnegative(float) = 1.0  # weight of the plain reconstruction in the AE rows
         mask: Literal["per_batch", "per_sample"] = "per_sample"  # code: per_batch (§4.2)
-        width: float = 1.0  # channel multiplier of Enc/Dec/Dsc (1 = Table 1)
-        cls_width: float = 1.0  # channel multiplier of the AlexNet classifier
+        width: positive(float) = 1.0  # channel multiplier of Enc/Dec/Dsc (1 = Table 1)
+        cls_width: positive(float) = 1.0  # channel multiplier of the AlexNet classifier
         norm: Literal["instance", "batch", "none"] = "instance"  # Enc/Dec normalisation (authors' code: instance)
         d_norm: Literal["batch", "spectral", "none"] = "batch"  # discriminator normalisation (code: batch)
-        d_lr: float = 0.0  # discriminator learning rate (0: same as lr)
+        d_lr: nonnegative(float) = 0.0  # discriminator learning rate (0: same as lr)
         single_chunk: bool = False  # the `ae` baseline of Table 2: one chunk of n·d
-        lr: float = 2e-4  # Adam, all players (§4.7)
+        lr: positive(float) = 2e-4  # Adam, all players (§4.7)
         beta1: float = 0.5
         beta2: float = 0.999
-        lr_decay_every: int = 20000  # lr × 0.9 every 20k steps (staircase, §4.7)
+        lr_decay_every: positive() = 20000  # lr × 0.9 every 20k steps (staircase, §4.7)
 
     def __init__(self, config: "Mixing.Config", info) -> None:
         super().__init__(config, info)
