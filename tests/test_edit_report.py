@@ -105,3 +105,37 @@ def test_report_is_self_contained_with_an_image_per_section(run, capsys):
             assert "<img" in body and "data:image/png;base64," in body, title
     assert "Swaps" not in titles  # mddAE cannot swap: no section
     assert "counterfactual (edit vs the true counterfactual render)" in page
+
+
+def test_damaged_run_files_exit_2_naming_the_file_and_the_fix(tmp_path, capsys):
+    import shutil
+
+    import factorkit as fk
+
+    ds = fk.data.load("sklearn-digits", "train")
+    run = tmp_path / "run"
+    fk.train(fk.models.build("ae", ds, latent_dim=4), ds, steps=4, out=run, batch_size=16, num_workers=0,
+             checkpoint_every=2, progress=False)
+    cases = {}
+    bad = tmp_path / "bad-yaml"
+    shutil.copytree(run, bad)
+    (bad / "config.yaml").write_text((bad / "config.yaml").read_text().replace("model:", "model: [", 1))
+    cases[bad] = ("config.yaml: damaged, not valid YAML", "retrain")
+    bad = tmp_path / "bad-sections"
+    shutil.copytree(run, bad)
+    (bad / "config.yaml").write_text("model: 3\ndata: {}\ntrain: {}\n")
+    cases[bad] = ("config.yaml: damaged: expected sections", "retrain")
+    bad = tmp_path / "bad-weights"
+    shutil.copytree(run, bad)
+    data = (bad / "model.safetensors").read_bytes()
+    (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
+    cases[bad] = ("model.safetensors: damaged", "the newest checkpoint is step 4")
+    for path, (what, fix) in cases.items():
+        code = main(["evaluate", str(path), "--metrics", "mse"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and what in err and fix in err, err
+    # the advice works: --resume rewrites model.safetensors from the last checkpoint
+    bad = tmp_path / "bad-weights"
+    assert main(["train", "ae", "--data", "sklearn-digits", "--out", str(bad), "--resume", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(bad), "--metrics", "mse"]) == 0

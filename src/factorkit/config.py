@@ -338,9 +338,14 @@ def read_run_config(path: str | Path, model_config: Callable[[str], type],
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict) or not {"model", "data", "train"} <= set(raw):
-        raise UsageError(f"{path}: expected sections model, data and train")
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: damaged, not valid YAML ({problem}{at}); restore it or retrain the run") from None
+    if not isinstance(raw, dict) or not {"model", "data", "train"} <= set(raw) or \
+            not all(isinstance(raw[k], dict) for k in SECTIONS) or "name" not in raw["model"] or "name" not in raw["data"]:
+        raise UsageError(f"{path}: damaged: expected sections model (with name), data (with name) and train; "
+                         "restore it or retrain the run")
     model_raw = dict(raw["model"])
     data_raw = dict(raw["data"])
     model_name = model_raw.pop("name")

@@ -15,7 +15,7 @@ import torch
 from ..config import RunConfig, read_run_config
 from ..data.base import DatasetInfo
 from ..data.registry import dataset_options_class
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 from ..models.base import Model
 from ..models.registry import model_class
 from . import checkpoint as ckpt
@@ -40,7 +40,10 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
     model = model_class(cfg.model_name)(cfg.model, info)
     weights = run_dir / "model.safetensors"
     if weights.is_file():
-        state = ckpt.load_weights(weights)
+        try:
+            state = ckpt.load_weights(weights)
+        except CheckpointError:
+            raise UsageError(f"{weights}: damaged (not a readable safetensors file); {_recovery(run_dir)}") from None
         step = None
     else:
         found = ckpt.load_newest(run_dir / "checkpoints")
@@ -48,7 +51,11 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
             raise UsageError(f"{run_dir}: no model.safetensors and no valid checkpoint; train it first")
         step, tensors, _ = found
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise UsageError(f"{weights if weights.is_file() else run_dir / 'checkpoints'}: the weights do not match "
+                         f"config.yaml's {cfg.model_name} model; {_recovery(run_dir)}") from None
     model.to(map_location)
     model.eval()
     model.run_config = cfg
@@ -56,3 +63,12 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
     model.preset = cfg.preset
     model.loaded_step = step
     return model
+
+
+def _recovery(run_dir: Path) -> str:
+    """What to do about a damaged run file: resume from the newest good checkpoint, or retrain."""
+    good = ckpt.list_checkpoints(run_dir / "checkpoints")
+    if good:
+        return (f"the newest checkpoint is step {good[-1]}: finish the run from it with "
+                f"`factorkit train … --out {run_dir} --resume`, or retrain")
+    return "no checkpoint to recover from: retrain the run"
