@@ -3,7 +3,8 @@ their defaults, how its floor is obtained, and how it runs.
 
 ``evaluate`` (which metrics to run and in what order), the applicability check (why a metric
 does not apply), ``--param NAME.KEY=VALUE`` (which keys exist, of which type) and the
-``factorkit metrics`` table all read :data:`METRICS`; nothing else lists metric names.
+``factorkit metrics`` table all read :data:`METRICS`. (``evaluate.compute`` keeps its own map of
+the four pure array cores for plain arrays; issue 21's ``factorkit score`` should move it here.)
 
 A metric's ``run(ctx, params)`` returns its values: keys starting with ``_`` are details (lists,
 matrices), other numbers are scores. ``ctx`` is the evaluation context of ``evaluate.py``
