@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -126,3 +127,54 @@ def test_resume_refuses_changed_keys_and_applies_safe_ones(tmp_path, capsys):
     saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
     assert saved["steps"] == 6 and saved["log_every"] == 3
     assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"] == 6
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import factorkit as fk
+
+    ds = fk.data.load("sklearn-digits", "train")
+    run = tmp_path_factory.mktemp("paths") / "run"
+    fk.train(fk.models.build("ae", ds, latent_dim=4), ds, steps=4, out=run, batch_size=16, num_workers=0,
+             checkpoint_every=2, progress=False)
+    return run
+
+
+def test_every_user_path_is_checked_before_any_work(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    img = tmp_path / "in.png"
+    Image.new("L", (8, 8)).save(img)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    locked = tmp_path / "locked.png"
+    Image.new("L", (8, 8)).save(locked)
+    locked.chmod(0)
+    run, edit = str(tiny_run), ["--traverse", "0"]
+    cases = [
+        (["edit", run, "--image", "-", *edit, "--out", str(tmp_path / "o.png")], "--image -: reading an image from standard input"),
+        (["edit", run, "--image", str(tmp_path), *edit, "--out", str(tmp_path / "o.png")], "is a folder, not an image"),
+        (["edit", run, "--image", str(img), "--swap-with", str(tmp_path), "--chunks", "0", "--out", str(tmp_path / "o.png")],
+         "--swap-with"),
+        (["edit", run, "--image", str(img), *edit, "--out", str(tmp_path)], "is a folder; give a file name ending in .png"),
+        (["edit", run, "--image", str(img), *edit, "--out", str(tmp_path / "o.jpg")], "the file is written as PNG"),
+        (["edit", run, "--image", str(img), *edit, "--out", str(a_file / "o.png")], "is a file, so the folder cannot be made"),
+        (["edit", run, "--image", str(img), *edit, "--out", "-"], "is standard output"),
+        (["edit", str(a_file), "--image", str(img), *edit, "--out", str(tmp_path / "o.png")], "is a file, not a run directory"),
+        (["edit", str(tmp_path), "--image", str(img), *edit, "--out", str(tmp_path / "o.png")], "holds no factorkit run"),
+        (["evaluate", str(tmp_path / "nope")], "no such run directory"),
+        (["evaluate", str(a_file)], "is a file, not a run directory"),
+        (["report", str(tmp_path)], "holds no factorkit run (no config.yaml)"),
+        (["train", "ae", "--data", "shapes2d", "--out", str(a_file)], "--out " + str(a_file) + ": is an existing file"),
+        (["train", "ae", "--data", "folder", "--data-root", str(a_file)], "--data-root " + str(a_file) + ": is a file"),
+        (["train", "ae", "--data", "shapes2d", "--steps", "1", "--device", "cuda", "--out", str(tmp_path / "r")],
+         "--device cuda: no CUDA device is available here"),
+        (["demo", "--out", str(a_file)], "is an existing file"),
+        (["demo", "--steps", "0"], "--steps 0: must be ≥ 1"),
+    ]
+    if os.geteuid() != 0:  # root reads any file
+        cases.append((["edit", run, "--image", str(locked), *edit, "--out", str(tmp_path / "o.png")], "permission denied"))
+    for argv, message in cases:
+        code, _, err = run_main(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "r").exists()

@@ -92,6 +92,15 @@ def test_edit_unreadable_files(run, tmp_path, capsys):
 def test_report_is_self_contained_with_an_image_per_section(run, capsys):
     assert main(["evaluate", str(run), "--metrics", "mse,psnr,ssim,counterfactual", "--json"]) == 0
     capsys.readouterr()
+    import json
+
+    record = json.loads((run / "metrics.json").read_text())
+    m, fl = record["metrics"], record["floors"]
+    for a in fk.data.load("faces", "test", size=2000).info.attributes:  # an edit's floor: the plain reconstruction
+        assert fl[f"counterfactual.{a}.mse_edit"] == m[f"counterfactual.{a}.mse_reconstruction"]
+        assert fl[f"counterfactual.{a}.ssim_edit"] == m[f"counterfactual.{a}.ssim_reconstruction"]
+        assert record["floor_kind"][f"counterfactual.{a}.mse_edit"] == "reconstruction"
+    assert "psnr" not in fl  # an absolute image score has no floor
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "external reference"
@@ -139,3 +148,46 @@ def test_damaged_run_files_exit_2_naming_the_file_and_the_fix(tmp_path, capsys):
     assert main(["train", "ae", "--data", "sklearn-digits", "--out", str(bad), "--resume", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(bad), "--metrics", "mse"]) == 0
+
+
+def test_damaged_metrics_json_and_log_jsonl(tmp_path, capsys):
+    import json
+    import shutil
+
+    ds = fk.data.load("sklearn-digits", "train")
+    run = tmp_path / "run"
+    fk.train(fk.models.build("ae", ds, latent_dim=4), ds, steps=4, out=run, batch_size=16, num_workers=0,
+             checkpoint_every=2, progress=False)
+    with open(run / "log.jsonl", "a") as fh:
+        fh.write('{"step": 5, "loss')  # a last line cut by a kill: tolerated
+    assert main(["report", str(run)]) == 0
+    capsys.readouterr()
+
+    bad = tmp_path / "bad-metrics"
+    shutil.copytree(run, bad)
+    (bad / "metrics.json").write_text('{"metrics": {"mse": 0.1')
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "metrics.json: damaged (not valid JSON" in err
+    assert f"factorkit evaluate {bad}" in err
+    # the advice works, and nothing is lost: the damaged file is kept beside the new one
+    assert main(["evaluate", str(bad), "--metrics", "mse"]) == 0
+    err = capsys.readouterr().err
+    assert "metrics.json was damaged; kept it as metrics.json.damaged" in err
+    assert (bad / "metrics.json.damaged").read_text() == '{"metrics": {"mse": 0.1'
+    assert "mse" in json.loads((bad / "metrics.json").read_text())["metrics"]
+    assert main(["report", str(bad)]) == 0
+    capsys.readouterr()
+
+    bad = tmp_path / "bad-log"
+    shutil.copytree(run, bad)
+    lines = (bad / "log.jsonl").read_text().splitlines()
+    lines[0] = lines[0][:10]
+    (bad / "log.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "log.jsonl: damaged at line 1" in err
+    assert "the newest checkpoint is step 4" in err and "--resume" in err
+    assert main(["train", "ae", "--data", "sklearn-digits", "--out", str(bad), "--resume", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(bad)]) == 0

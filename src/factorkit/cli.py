@@ -32,6 +32,88 @@ def _say(text: str) -> None:
         print(text, file=sys.stderr)
 
 
+# --- paths the user gives: checked before any work -----------------------------------------------
+
+
+def _readable(path: Path, label: str) -> None:
+    if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+        raise UsageError(f"{label}: permission denied (cannot read it); check its permissions")
+
+
+def check_run_dir(text: str, label: str = "DIR") -> Path:
+    """A run directory: exists, is a folder, readable, holds a config.yaml."""
+    path = Path(text)
+    if text == "-":
+        raise UsageError(f"{label} -: give the path of a run directory (standard input is not read)")
+    if not path.exists():
+        raise UsageError(f"{path}: no such run directory")
+    if not path.is_dir():
+        raise UsageError(f"{path}: is a file, not a run directory (give the folder `factorkit train --out` wrote)")
+    _readable(path, str(path))
+    if not (path / "config.yaml").exists():
+        raise UsageError(f"{path}: holds no factorkit run (no config.yaml); give the folder `factorkit train --out` wrote")
+    return path
+
+
+def check_image_file(text: str, flag: str) -> Path:
+    """An input image: a readable file (PIL checks it is an image)."""
+    if text == "-":
+        raise UsageError(f"{flag} -: reading an image from standard input is not supported; give a PNG or JPEG file")
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder, not an image; give a PNG or JPEG file")
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such file")
+    _readable(path, f"{flag} {path}")
+    return path
+
+
+def check_out_file(text: str, flag: str = "--out", suffix: str = ".png") -> Path:
+    """An output file: not a folder, of the format written, in a folder that can be made and written."""
+    path = Path(text)
+    if text == "-" or path.is_dir():
+        raise UsageError(f"{flag} {text}: is {'standard output' if text == '-' else 'a folder'}; give a file name "
+                         f"ending in {suffix}, e.g. {Path(text if text != '-' else '.') / ('edit' + suffix)}")
+    if path.suffix.lower() != suffix:
+        raise UsageError(f"{flag} {path}: the file is written as {suffix[1:].upper()}; name it …{suffix}")
+    _writable_parent(path, flag)
+    return path
+
+
+def check_out_dir(text: str, flag: str = "--out") -> Path:
+    """An output folder: not an existing file, and writable (or creatable)."""
+    path = Path(text)
+    if text == "-" or (path.exists() and not path.is_dir()):
+        raise UsageError(f"{flag} {text}: is {'standard output' if text == '-' else 'an existing file'}; "
+                         "give a folder for the run directory")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: permission denied (cannot write into it)")
+    else:
+        _writable_parent(path, flag)
+    return path
+
+
+def _writable_parent(path: Path, flag: str) -> None:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, so the folder cannot be made")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: permission denied (cannot write into {parent})")
+
+
+def check_data_root(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"--data-root {path}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"--data-root {path}: is a file; give the folder that holds the dataset's files")
+    _readable(path, f"--data-root {path}")
+    return path
+
+
 # --- datasets / models ---------------------------------------------------------------------------
 
 
@@ -104,8 +186,8 @@ def build_run_config(args: argparse.Namespace):
     entry = data_registry.entry(args.data)
     if entry.info.needs_data_root and not args.data_root:
         raise UsageError(f"dataset {args.data!r} reads local files: pass --data-root DIR")
-    if args.data_root and not Path(args.data_root).is_dir():
-        raise UsageError(f"--data-root {args.data_root}: no such directory")
+    if args.data_root:
+        check_data_root(args.data_root)
     cfg = RunConfig(
         model_name=args.model,
         data_name=args.data,
@@ -166,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out DIR (the run directory to continue)")
-        out = Path(args.out)
+        out = check_out_dir(args.out)
         if not (out / "config.yaml").is_file():
             raise UsageError(f"--resume: {out} holds no run (no config.yaml); train without --resume first")
         cfg = load_config(out / "config.yaml")
@@ -176,8 +258,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         _apply_resume_flags(cfg, args)
     else:
+        out = check_out_dir(args.out) if args.out else default_out(args.model, args.data)
         cfg = build_run_config(args)
-        out = Path(args.out) if args.out else default_out(args.model, args.data)
 
     dataset = load_data(cfg.data_name, "train", root=cfg.data_root, options=cfg.data)
     model = build(cfg.model_name, dataset, preset=cfg.preset, seed=cfg.train.seed, config=cfg.model)
@@ -231,6 +313,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def floor_text(record: dict, key: str) -> str:
+    """``0.6550 random codes`` — the floor metrics.json files beside ``key``, and how it was found."""
+    value = record.get("floors", {}).get(key)
+    if value is None:
+        return ""
+    return f"{value:.4f} {record.get('floor_kind', {}).get(key, '').replace('-', ' ')}".rstrip()
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
     from .data import registry as data_registry
@@ -241,7 +331,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be ≥ 1 (rows of the split to score)")
     params = _parse_params(args.param)
-    run_dir = Path(args.dir)
+    run_dir = check_run_dir(args.dir)
     model = load(run_dir)
     cfg = model.run_config
     test = data_registry.load(cfg.data_name, "test", root=cfg.data_root, options=cfg.data)
@@ -269,10 +359,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table = Table(title=f"{cfg.model_name} on {cfg.data_name} (test split)")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        table.add_column("reference", justify="right")
+        table.add_column("floor (measured, same rows)", justify="right")
         for k, v in record["metrics"].items():
-            ref = record["reference"].get(f"floor.{k}")
-            table.add_row(k, f"{v:.4f}", "" if ref is None else f"random ≈ {ref:.2f}")
+            table.add_row(k, f"{v:.4f}", floor_text(record, k))
         Console(stderr=False).print(table)
         _say(f"wrote {run_dir / 'metrics.json'}")
     return 0
@@ -304,9 +393,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise UsageError("--chunks needs --swap-with OTHER.png")
     if args.steps < 2:
         raise UsageError(f"--steps {args.steps}: a --traverse strip needs at least 2 images")
-    model = load(args.dir)
+    image_path = check_image_file(args.image, "--image")
+    other_path = check_image_file(args.swap_with, "--swap-with") if args.swap_with is not None else None
+    out_path = check_out_file(args.out)
+    model = load(check_run_dir(args.dir))
     info = model.info
-    image, notice = read_image(args.image, info.channels, info.size)
+    image, notice = read_image(image_path, info.channels, info.size)
     if notice:
         _say(f"factorkit: note: {notice}")
     if ops[0]:
@@ -317,7 +409,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         model.require("swap")
         if not args.chunks:
             raise UsageError("--swap-with needs --chunks I,J (the chunks taken from --image)")
-        other, notice = read_image(args.swap_with, info.channels, info.size)
+        other, notice = read_image(other_path, info.channels, info.size)
         if notice:
             _say(f"factorkit: note: {notice}")
         try:
@@ -333,7 +425,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         lo, hi = model.traversal_range(args.traverse)
         values = torch.linspace(lo, hi, args.steps)
         out = traversal_grid(model, image, args.traverse, values)
-    path = save_png(out.cpu(), args.out)
+    path = save_png(out.cpu(), out_path)
     _say(f"wrote {path}")
     return 0
 
@@ -341,7 +433,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .viz.report import build_report
 
-    path = build_report(args.dir)
+    path = build_report(check_run_dir(args.dir))
     _say(f"wrote {path}")
     print(path)
     return 0
@@ -350,7 +442,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.out, steps=args.steps)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be ≥ 1")
+    return run_demo(str(check_out_dir(args.out)) if args.out else None, steps=args.steps)
 
 
 # --- parser --------------------------------------------------------------------------------------

@@ -45,3 +45,10 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def user_cache_dir(name: str) -> Path:
+    """``$FACTORKIT_CACHE/NAME`` (default ``$XDG_CACHE_HOME/factorkit/NAME``, ``~/.cache/…``): what
+    factorkit computes once and reuses across runs (evaluation classifiers, measured floors)."""
+    root = os.environ.get("FACTORKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "factorkit"
+    return Path(root) / name

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text, user_cache_dir
 
 VERSION = 1
 
@@ -57,8 +56,7 @@ class AttributeClassifier(nn.Module):
 
 
 def cache_root() -> Path:
-    root = os.environ.get("FACTORKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "factorkit"
-    return Path(root) / "classifiers"
+    return user_cache_dir("classifiers")
 
 
 def _key(train_dataset, recipe: Recipe) -> str:

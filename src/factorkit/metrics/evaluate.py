@@ -8,7 +8,9 @@ faces even their identities are). Every metric's wall time is recorded.
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from ..errors import UsageError
 from ..files import atomic_write_text
 from . import editing as E
 from . import factors as F
+from . import floors
 from . import images as I
 from . import registry as R
 
@@ -78,6 +81,7 @@ class Settings:
     image_rows: int = 1000  # test images for image metrics and edits
     attributes: tuple[str, ...] | None = None  # edit metrics: which attributes (default all)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides of the registry's
+    floors: bool = True  # measure each score's floor on the same rows (floors.py; cached)
 
 
 def rows(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -110,6 +114,8 @@ class Context:
         self.details: dict[str, Any] = {}
         self.seconds: dict[str, float] = {}
         self.reference: dict[str, Any] = {}
+        self.floors: dict[str, float] = {}
+        self.floor_kind: dict[str, str] = {}
         self._classifier = None
 
     def bar(self, name: str, total: int) -> "_Bar":
@@ -132,13 +138,29 @@ class Context:
         t = time.perf_counter()
         value = fn()
         self.seconds[name] = round(time.perf_counter() - t, 2)
+        numbers = floors.scores(name, value, prefixed)
+        self.results.update(numbers)
         for k, v in value.items():
             if k.startswith("_"):
                 self.details[f"{name}.{k[1:]}"] = np.asarray(v).tolist()
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.results[f"{name}.{k}" if prefixed else k] = float(v)
-            else:
+            elif (f"{name}.{k}" if prefixed else k) not in numbers:
                 self.details[f"{name}.{k}"] = v
+
+    def measure_floor(self, spec, params: dict) -> None:
+        """File the floor of every score ``spec`` produced (floors.py): random codes where the
+        metric reads codes, else the majority-class rate or the plain reconstruction."""
+        t = time.perf_counter()
+        if spec.uses_codes or spec.group == "interventional":
+            self.say(f"{spec.name} floor (random codes, cached) …")
+            values, kind = floors.random_code_floor(self, spec, params), "random-codes"
+        elif spec.per_attribute:
+            values, kind = floors.edit_floors(self, spec, self.results)
+        else:
+            return
+        for k, v in values.items():
+            if k in self.results:
+                self.floors[k], self.floor_kind[k] = v, kind
+        self.seconds[f"floor.{spec.name}"] = round(time.perf_counter() - t, 2)
 
     def attributes(self) -> list[str]:
         return list(self.settings.attributes) if self.settings.attributes else list(self.info.attributes)
@@ -202,8 +224,9 @@ def evaluate(model, dataset, metrics: list[str] | None = None, train_dataset=Non
             m.run(ctx, params[m.name])
         else:
             ctx.record(m.name, lambda m=m: m.run(ctx, params[m.name]), prefixed=m.prefixed)
+        if s.floors:
+            ctx.measure_floor(m, params[m.name])
 
-    floors = {f"floor.{k}": v for m in specs for k, v in m.reference.items() if k in ctx.results}
     record = {
         "model": model.name,
         "data": info.name,
@@ -211,7 +234,9 @@ def evaluate(model, dataset, metrics: list[str] | None = None, train_dataset=Non
         "metrics": ctx.results,
         "seconds": ctx.seconds,
         "details": ctx.details,
-        "reference": {**ctx.reference, **floors},
+        "floors": ctx.floors,
+        "floor_kind": ctx.floor_kind,
+        "reference": ctx.reference,
         "settings": {"num_train": s.num_train, "num_test": s.num_test, "seed": s.seed, "fast": s.fast},
     }
     if out is not None:
@@ -219,18 +244,27 @@ def evaluate(model, dataset, metrics: list[str] | None = None, train_dataset=Non
     return record
 
 
+_MERGED = ("metrics", "seconds", "details", "floors", "floor_kind", "reference")
+
+
 def write_metrics(path: Path, record: dict) -> None:
     """Merge into an existing metrics.json (metrics computed earlier stay), atomically."""
     if path.is_file():
         try:
             old = json.loads(path.read_text())
-            if old.get("step") == record["step"]:
-                for key in ("metrics", "seconds", "details", "reference"):
-                    merged = dict(old.get(key, {}))
-                    merged.update(record[key])
-                    record[key] = merged
-        except json.JSONDecodeError:
-            pass
+            if not isinstance(old, dict) or not all(isinstance(old.get(k, {}), dict) for k in _MERGED):
+                raise ValueError("not a metrics record")
+        except (ValueError, UnicodeDecodeError):
+            # nothing is lost: the damaged file is kept beside the new one, and the user is told
+            os.replace(path, path.with_name(path.name + ".damaged"))
+            warnings.warn(f"{path} was damaged; kept it as {path.name}.damaged and wrote this evaluation's scores",
+                          stacklevel=2)
+            old = {}
+        if old.get("step") == record["step"]:
+            for key in _MERGED:
+                merged = dict(old.get(key, {}))
+                merged.update(record[key])
+                record[key] = merged
     atomic_write_text(path, json.dumps(record, indent=1, default=_jsonable))
 
 

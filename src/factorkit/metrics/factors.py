@@ -336,14 +336,14 @@ def sampler_for(dataset):
 
 
 def higgins(dataset, representation: Representation, num_train: int = 10000, num_eval: int = 5000,
-            batch_size: int = 64, seed: int = 0, progress=None) -> dict[str, float]:
+            batch_size: int = 64, seed: int = 0, progress=None, sampler=None) -> dict[str, float]:
     """β-VAE metric (Higgins et al. 2017; disentanglement_lib ``beta_vae_sklearn``): each point
     picks a factor k, draws ``batch_size`` pairs that share factor k, and records the mean
     |r(x1) − r(x2)| per code; a ``LogisticRegression`` predicts k; score = its accuracy on
-    ``num_eval`` fresh points. Chance = 1/#factors."""
+    ``num_eval`` fresh points. Chance = 1/#factors. ``sampler`` replaces the dataset's (floors.py)."""
     from sklearn.linear_model import LogisticRegression
 
-    sampler = sampler_for(dataset)
+    sampler = sampler or sampler_for(dataset)
     rng = np.random.default_rng(seed)
 
     group = max(1, 1024 // batch_size)  # points per representation call
@@ -373,12 +373,12 @@ def higgins(dataset, representation: Representation, num_train: int = 10000, num
 
 def factorvae(dataset, representation: Representation, num_train: int = 10000, num_eval: int = 5000,
               batch_size: int = 64, num_variance_estimate: int = 10000, threshold: float = 0.05,
-              seed: int = 0, progress=None) -> dict[str, float]:
+              seed: int = 0, progress=None, sampler=None) -> dict[str, float]:
     """FactorVAE metric (Kim & Mnih 2018; disentanglement_lib ``factor_vae``): codes with
     std ≥ ``threshold`` over ``num_variance_estimate`` samples are active; each point fixes one
     factor k in a batch and votes (k, argmin_active local var / global var); a majority-vote
     classifier from the training votes; score = the fraction of eval votes it gets right."""
-    sampler = sampler_for(dataset)
+    sampler = sampler or sampler_for(dataset)
     rng = np.random.default_rng(seed)
     reps = _encode_all(representation, torch.cat([sampler.random_batch(min(1000, num_variance_estimate - i), rng)
                                                   for i in range(0, num_variance_estimate, 1000)]))

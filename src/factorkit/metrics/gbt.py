@@ -220,7 +220,8 @@ class GradientBoosting:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         raw = self.decision_function(x)
-        idx = (raw[:, 0] > 0).astype(np.int64) if self._binary else raw.argmax(1)
+        # scikit-learn: a binary raw score of exactly 0 (p = 0.5) is the second class
+        idx = (raw[:, 0] >= 0).astype(np.int64) if self._binary else raw.argmax(1)
         return self.classes_[idx]
 
     def score(self, x: np.ndarray, y: np.ndarray) -> float:

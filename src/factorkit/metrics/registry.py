@@ -44,10 +44,10 @@ NEEDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
 }
 
 FLOORS = {
-    "random-codes": "the same metric on seeded Gaussian codes of the run's code shape, same rows",
-    "majority": "the majority-class rate of each attribute on the test rows",
-    "chance": "the retrieval precision of a random ranking (the rate of same-label pairs)",
-    "reconstruction": "the unedited reconstruction scored the same way (written beside each value)",
+    "random-codes": "measured: the same metric and parameters on seeded Gaussian codes of the run's code shape, "
+                    "same rows (cached per dataset, rows, metric, parameters)",
+    "majority": "the majority-class rate of the attribute on the test split",
+    "reconstruction": "the unedited reconstruction scored the same way",
     "none": "no floor: an absolute image score",
 }
 
@@ -64,8 +64,6 @@ class MetricSpec:
     uses_codes: bool = False  # needs the encoded train/test rows
     per_attribute: bool = False  # one entry per attribute (edit metrics)
     prefixed: bool = True  # scores stored as "NAME.KEY" (factor metrics name their own keys)
-    # printed floors until measured ones exist: score key → value (benchmarks/metric_floors.py, shapes2d)
-    reference: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
 
     def applies(self, model, info) -> str | None:
@@ -169,30 +167,30 @@ _INTERVENTION = {"num_train": 10000, "num_eval": 5000, "batch_size": 64}
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("mig", "factors", ("factors",), _mig, {"num_bins": 20}, "random-codes", uses_codes=True, prefixed=False,
-               reference={"mig": 0.0}, description="mutual information gap (Chen et al. 2018)"),
+               description="mutual information gap (Chen et al. 2018)"),
     MetricSpec("sap", "factors", ("factors",), _sap, {"continuous": False}, "random-codes", uses_codes=True,
-               prefixed=False, reference={"sap": 0.0}, description="separated attribute predictability (Kumar et al. 2018)"),
+               prefixed=False, description="separated attribute predictability (Kumar et al. 2018)"),
     MetricSpec("dci", "factors", ("factors",), _dci, {"backend": "auto", "bins": 256}, "random-codes", uses_codes=True,
-               prefixed=False, reference={"dci.disentanglement": 0.0, "dci.completeness": 0.0},
+               prefixed=False,
                description="disentanglement, completeness, informativeness (Eastwood & Williams 2018); "
                            "backend auto (exact; fast with --fast) | exact | fast | sklearn"),
     MetricSpec("modularity", "factors", ("factors",), _modularity, {"num_bins": 20}, "random-codes", uses_codes=True,
-               prefixed=False, reference={"modularity": 0.59, "explicitness_test": 0.51},
+               prefixed=False,
                description="modularity and explicitness (Ridgeway & Mozer 2018)"),
     MetricSpec("higgins", "interventional", ("sampling",), _interventional(F.higgins), dict(_INTERVENTION),
                "random-codes", default=False, prefixed=False, description="β-VAE metric (Higgins et al. 2017)"),
     MetricSpec("factorvae", "interventional", ("sampling",), _interventional(F.factorvae),
                {**_INTERVENTION, "num_variance_estimate": 10000, "threshold": 0.05}, "random-codes", default=False,
                prefixed=False, description="FactorVAE metric (Kim & Mnih 2018)"),
-    MetricSpec("attr-projection", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "majority",
+    MetricSpec("attr-projection", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "random-codes",
                uses_codes=True, description="attribute read-out by projection (Kumar et al. 2018)"),
-    MetricSpec("attr-linear", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "majority",
+    MetricSpec("attr-linear", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "random-codes",
                uses_codes=True, default=False, description="Hu et al. eq. 5 (the projection protocol)"),
-    MetricSpec("nn-map", "attributes", ("labels",), _nn_map, {"num_queries": 2000, "query_batch": 256}, "chance",
+    MetricSpec("nn-map", "attributes", ("labels",), _nn_map, {"num_queries": 2000, "query_batch": 256}, "random-codes",
                uses_codes=True, description="nearest-neighbour retrieval mAP per chunk (Hu et al. 2018)"),
     *(MetricSpec(name, "images", ("reconstruct",), None, {}, "none", description="reconstruction, test split")
       for name in I.IMAGE_METRICS),
-    MetricSpec("edit-success", "editing", ("edit", "attributes"), _edit_success, {}, "reconstruction",
+    MetricSpec("edit-success", "editing", ("edit", "attributes"), _edit_success, {}, "majority",
                per_attribute=True, description="edited attribute read by the independent classifier"),
     MetricSpec("edit-intensity", "editing", ("edit", "attributes"), _edit_intensity,
                {"values": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), "repeats": 5, "max_train": 4000,

@@ -65,6 +65,51 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") ->
     return model
 
 
+def read_metrics(run_dir: str | Path) -> dict:
+    """``metrics.json`` of a run ({} when there is none); a damaged one is a UsageError naming it
+    and the fix (``factorkit evaluate`` recomputes the scores)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+        why = None if isinstance(record, dict) and isinstance(record.get("metrics", {}), dict) else \
+            "not a metrics record"
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = f"not valid JSON: {exc.__class__.__name__}"
+    if why:
+        raise UsageError(f"{path}: damaged ({why}); recompute it with `factorkit evaluate {run_dir}`, "
+                         "which moves the damaged file to metrics.json.damaged")
+    return record
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    """The records of ``log.jsonl`` ([] when there is none). A last line cut by a kill is skipped
+    (the trainer drops it on resume); a damaged line before it is a UsageError naming the line."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        lines = ["\x00"]
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if n == len(lines):
+                continue
+            raise UsageError(f"{path}: damaged at line {n} (not a JSON record); {_recovery(Path(run_dir))} "
+                             "(a resume rewrites the log up to that checkpoint)") from None
+        records.append(record)
+    return records
+
+
 def _recovery(run_dir: Path) -> str:
     """What to do about a damaged run file: resume from the newest good checkpoint, or retrain."""
     good = ckpt.list_checkpoints(run_dir / "checkpoints")

@@ -9,7 +9,6 @@ import base64
 import datetime as _dt
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import yaml
 
 from ..data.registry import load as load_data
 from ..files import atomic_write_text
-from ..train.rundir import load_model
+from ..train.rundir import load_model, read_log, read_metrics
 from . import grids
 
 CSS = """
@@ -57,11 +56,8 @@ def _figure(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def loss_curves(log_path: Path) -> str | None:
-    if not log_path.is_file():
-        return None
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    records = [r for r in records if "losses" in r]
+def loss_curves(log: list[dict]) -> str | None:
+    records = [r for r in log if isinstance(r.get("losses"), dict)]
     if not records:
         return None
     import matplotlib
@@ -96,15 +92,16 @@ def _fmt(v: Any) -> str:
 def metric_tables(record: dict) -> str:
     m = record.get("metrics", {})
     ref = record.get("reference", {})
+    fl = record.get("floors", {})
     out = []
     factor_keys = [k for k in ("mig", "sap", "dci.disentanglement", "dci.completeness", "dci.informativeness_train",
                                "dci.informativeness_test", "modularity", "explicitness_train", "explicitness_test",
                                "higgins", "higgins.chance", "factorvae", "factorvae.chance") if k in m]
     if factor_keys:
-        rows = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td><td>{_fmt(ref.get('floor.' + k, ''))}</td></tr>"
+        rows = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td><td>{_fmt(fl.get(k, ''))}</td></tr>"
                        for k in factor_keys)
-        out.append("<h3>Ground-truth factors</h3><p class='note'>Floor = typical score of random codes "
-                   "(modularity and explicitness are not 0 on random codes).</p>"
+        out.append("<h3>Ground-truth factors</h3><p class='note'>Floor = the same metric on seeded Gaussian codes of "
+                   "this run's code shape, measured on the same rows (modularity and explicitness are far from 0 there).</p>"
                    f"<table><tr><th>metric</th><th>score</th><th>floor</th></tr>{rows}</table>")
     img_keys = [k for k in ("mse", "rmse", "psnr", "ssim", "ms-ssim") if k in m]
     if img_keys:
@@ -118,18 +115,21 @@ def metric_tables(record: dict) -> str:
             for a in attrs:
                 acc, maj = m[f"{name}.{a}"], m.get(f"{name}.{a}.majority", float("nan"))
                 cls = "good" if acc > maj + 0.01 else "bad"
-                rows += f"<tr><td>{a}</td><td class='{cls}'>{_fmt(acc)}</td><td>{_fmt(maj)}</td></tr>"
-            rows += f"<tr><th>mean</th><th>{_fmt(m[name + '.mean'])}</th><th>{_fmt(m[name + '.majority_mean'])}</th></tr>"
+                rows += (f"<tr><td>{a}</td><td class='{cls}'>{_fmt(acc)}</td><td>{_fmt(maj)}</td>"
+                         f"<td>{_fmt(fl.get(f'{name}.{a}', ''))}</td></tr>")
+            rows += (f"<tr><th>mean</th><th>{_fmt(m[name + '.mean'])}</th><th>{_fmt(m[name + '.majority_mean'])}</th>"
+                     f"<th>{_fmt(fl.get(name + '.mean', ''))}</th></tr>")
             out.append(f"<h3>{name} (linear read-out of attributes)</h3>"
-                       f"<table><tr><th>attribute</th><th>accuracy</th><th>majority class</th></tr>{rows}</table>")
+                       f"<table><tr><th>attribute</th><th>accuracy</th><th>majority class</th><th>random codes</th></tr>{rows}</table>")
     if "nn-map.mean" in m:
         names = sorted({k.split(".")[1] for k in m if k.startswith("nn-map.") and k != "nn-map.mean"})
         chunks = record.get("details", {})
-        rows = "".join(f"<tr><td>{a}</td><td>{_fmt(m['nn-map.' + a])}</td><td>{_fmt(chunks.get('nn-map.' + a + '.chunk', ''))}</td></tr>"
-                       for a in names)
+        rows = "".join(f"<tr><td>{a}</td><td>{_fmt(m['nn-map.' + a])}</td><td>{_fmt(fl.get('nn-map.' + a, ''))}</td>"
+                       f"<td>{_fmt(chunks.get('nn-map.' + a + '.chunk', ''))}</td></tr>" for a in names)
         out.append(f"<h3>nn-map (nearest-neighbour mAP, best chunk)</h3><p class='note'>Random features ≈ "
                    f"{_fmt(ref.get('nn-map.random', float('nan')))} on average.</p><table><tr><th>factor / attribute</th>"
-                   f"<th>mAP</th><th>best chunk</th></tr>{rows}<tr><th>mean</th><th>{_fmt(m['nn-map.mean'])}</th><th></th></tr></table>")
+                   f"<th>mAP</th><th>random codes</th><th>best chunk</th></tr>{rows}<tr><th>mean</th><th>{_fmt(m['nn-map.mean'])}</th>"
+                   f"<th>{_fmt(fl.get('nn-map.mean', ''))}</th><th></th></tr></table>")
     es = sorted({k.split(".")[1] for k in m if k.startswith("edit-success.")})
     if es:
         d = record.get("details", {})
@@ -138,10 +138,11 @@ def metric_tables(record: dict) -> str:
             ci1, ci0 = d.get(f"edit-success.{a}.attr.ci95", ["", ""]), d.get(f"edit-success.{a}.not_attr.ci95", ["", ""])
             rows += (f"<tr><td>{a}</td><td>{_fmt(m[f'edit-success.{a}.attr'])} [{_fmt(ci1[0])}, {_fmt(ci1[1])}]</td>"
                      f"<td>{_fmt(m[f'edit-success.{a}.not_attr'])} [{_fmt(ci0[0])}, {_fmt(ci0[1])}]</td>"
-                     f"<td>{int(m[f'edit-success.{a}.n'])}</td><td>{_fmt(m.get(f'edit-success.{a}.classifier_accuracy', ''))}</td></tr>")
+                     f"<td>{int(m[f'edit-success.{a}.n'])}</td><td>{_fmt(m.get(f'edit-success.{a}.classifier_accuracy', ''))}</td>"
+                     f"<td>{_fmt(fl.get(f'edit-success.{a}.attr', ''))}</td></tr>")
         out.append("<h3>edit-success (independent classifier, 95 % Wilson intervals)</h3>"
                    "<table><tr><th>attribute</th><th>Ĉ attr (set 1)</th><th>Ĉ not-attr (set 0)</th><th>N</th>"
-                   f"<th>classifier acc.</th></tr>{rows}</table>")
+                   f"<th>classifier acc.</th><th>majority class</th></tr>{rows}</table>")
     cf = sorted({k.split(".")[1] for k in m if k.startswith("counterfactual.") and k.count(".") >= 2})
     if cf:
         rows = ""
@@ -190,7 +191,8 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
     cfg = model.run_config
     info = model.info
     parts: list[str] = []
-    record = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    record = read_metrics(run_dir)
+    log = read_log(run_dir)
     try:
         test = load_data(cfg.data_name, "test", root=cfg.data_root, options=cfg.data)
     except Exception as exc:  # the data may be gone; the page still shows config, curves, metrics
@@ -210,7 +212,7 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
         summary += f"<div class=kv>{''.join(highlights)}</div>"
     parts.insert(0, _section("Summary", summary))
     parts.append(_section("Configuration", f"<pre>{html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False))}</pre>"))
-    curves = loss_curves(run_dir / "log.jsonl")
+    curves = loss_curves(log)
     if curves:
         parts.append(_section("Training curves", curves, "Means over each logging interval, from log.jsonl."))
     if record:
