@@ -5,7 +5,7 @@ for three implementations:
 * ``reference`` — disentanglement_lib's formulas written out with scikit-learn
   (``mutual_info_score``, ``LinearSVC``, ``GradientBoostingClassifier()``,
   ``LogisticRegression``), as the reference computes them, seeded;
-* ``factorkit`` — ``fk.metrics`` defaults (DCI ``backend="exact"``: the same boosted trees,
+* ``factorkit`` — ``fk.metrics`` defaults (DCI ``backend="vectorised"``: the same boosted trees,
   vectorised);
 * ``factorkit-fast`` — the documented fast mode (DCI ``backend="fast"``: 256 quantile bins per code).
 
@@ -105,7 +105,7 @@ def ours(fast: bool):
     return {
         "mig": lambda c, f, ct, ft: M.mig(c, f),
         "sap": lambda c, f, ct, ft: M.sap(c, f, ct, ft),
-        "dci": lambda c, f, ct, ft: M.dci(c, f, ct, ft, backend="fast" if fast else "exact"),
+        "dci": lambda c, f, ct, ft: M.dci(c, f, ct, ft, backend="fast" if fast else "vectorised"),
         "modularity": lambda c, f, ct, ft: M.modularity(c, f, ct, ft),
     }
 

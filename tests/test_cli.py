@@ -57,6 +57,14 @@ BAD = [
     (["evaluate", "runs/none", "--num-train", "0"], "--num-train 0: must be ≥ 1"),
     (["edit", "runs/none", "--image", "x.png", "--traverse", "0", "--steps", "-1", "--out", "o.png"],
      "--steps -1: a --traverse strip needs at least 2 images"),
+    # found by the fuzz test (tests/test_fuzz_cli.py)
+    (["train", "ae", "--data", "shapes2d", "--seed", "-5"], "train.seed=-5: must be ≥ 0"),
+    (["evaluate", "runs/none", "--seed", "-5"], "--seed -5: must be ≥ 0"),
+    (["train", "ae", "--data", "shapes2d", ""], "unrecognized argument: '' (see factorkit --help)"),
+    (["train", "mddae", "--data", "sklearn-digits", "--batch-size", "1", "--steps", "1", "--num-workers", "0"],
+     "train.batch_size=1: mddae uses batch normalisation, which needs at least 2 images per batch"),
+    (["train", "ae", "--data", "sklearn-digits", "--batch-size", "5000", "--steps", "1", "--num-workers", "0"],
+     "train.batch_size=5000 is more than the 1438 training images; use --batch-size 1438 or less"),
 ]
 
 

@@ -75,10 +75,17 @@ def test_generator_interface(faces_all):
     assert (f[:, :7] < F.ID_SIZES).all()
     imgs = faces_all.images(f[:4])
     assert imgs.shape == (4, 3, 64, 64)
-    same_nuisance = faces_all.images(f[:4], nuisance=faces_all.nuisance_array()[:4])
-    np.testing.assert_array_equal(
-        same_nuisance.numpy(), F.render(f[:4], faces_all.nuisance_array()[:4]).numpy()
-    )
+    # pixels against the palette, by hand: canonical nuisance (no shift, gain 1, no light gradient,
+    # background tint 0.5), skin tone "tan" = (0.64, 0.45, 0.32); Pale_Skin moves it 60 % toward
+    # (0.97, 0.92, 0.88): 0.64 + 0.6 × 0.33 = 0.838, …; the corner is the background midway
+    # between (0.55, 0.65, 0.76) and (0.78, 0.72, 0.60)
+    rows = np.zeros((2, 14), np.int64)
+    rows[:, 1] = list(F.SKIN_TONES).index("tan")
+    rows[1, 7 + F.ATTRIBUTES.index("Pale_Skin")] = 1
+    img = faces_all.images(rows, nuisance=np.tile(F.CANONICAL_NUISANCE, (2, 1))).numpy()
+    np.testing.assert_allclose(img[0, :, 40, 22], [0.64, 0.45, 0.32], atol=1e-6)  # cheek
+    np.testing.assert_allclose(img[1, :, 40, 22], [0.838, 0.732, 0.656], atol=1e-6)
+    np.testing.assert_allclose(img[:, :, 0, 0], [[0.665, 0.685, 0.68]] * 2, atol=1e-6)
 
 
 def test_feature_window_holds_every_feature_pixel():

@@ -117,3 +117,42 @@ def test_cli_table_and_metrics_json_show_the_measured_floor(run, capsys):
     assert record["floor_kind"]["modularity"] == "random-codes" and "psnr" not in record["floors"]
     line = next(ln for ln in out.splitlines() if "modularity" in ln)
     assert f"{floor:.4f} random codes" in line, out
+
+
+def test_edit_success_on_classes_edits_other_classes_into_the_class_and_floors_at_its_rate():
+    """One-hot attributes (digits): a class edit makes images of *other* classes this class (no
+    "set to 0", which mddAE refuses); the floor is the class's own rate."""
+    from factorkit.metrics import editing as E
+
+    test = fk.data.load("sklearn-digits", "test")
+    k = test.info.attribute_index("digit_3")
+    calls = []
+
+    class Model:
+        def edit(self, x, attribute, value):
+            calls.append(value)
+            if value != 1.0:
+                raise AssertionError("a class edit was asked to set a class to 0")
+            return torch.full_like(x, 0.5)
+
+    class Judge:  # reads every edited image as class k
+        def probabilities(self, x):
+            p = torch.zeros(len(x), len(test.info.attributes))
+            p[:, k] = 1.0
+            return p
+
+    out = E.edit_success(Model(), test, "digit_3", Judge())
+    attrs = test.attribute_array()
+    assert out["n"] == int((attrs[:, k] == 0).sum()) and out["attr"] == 1.0 and "not_attr" not in out
+    assert set(calls) == {1.0}
+    ctx = type("C", (), {"dataset": test, "info": test.info, "attributes": lambda self: ["digit_3"]})()
+    spec = fk.metrics.registry.METRICS["edit-success"]
+    floors, kind = FL.edit_floors(ctx, spec, {"edit-success.digit_3.attr": 1.0})
+    assert kind == "majority" and floors["edit-success.digit_3.attr"] == pytest.approx(attrs[:, k].mean())
+
+
+def test_edit_intensity_needs_binary_attributes():
+    spec = fk.metrics.registry.METRICS["edit-intensity"]
+    model = type("M", (), {"supports": lambda self, op: True, "operations": {"edit"}})()
+    digits, faces = fk.data.load("sklearn-digits", "test").info, fk.data.load("faces", "test", size=200).info
+    assert "classes (one-hot)" in spec.applies(model, digits) and spec.applies(model, faces) is None

@@ -22,16 +22,22 @@ def build(ds, **kw):
     return fk.models.build(kw.pop("name", "mixing"), ds, **{**TINY, **kw})
 
 
-def test_mask_and_unmixing_identity():
-    torch.manual_seed(1)
-    f1, f2 = torch.randn(5, 12), torch.randn(5, 12)
+def test_mask_and_unmixing_identity(faces):
     m = torch.tensor([[1.0, 0.0, 1.0, 0.0]]).expand(5, 4)
     mask = chunk_mask(m, 3)
     assert mask.shape == (5, 12) and mask[0].tolist() == [1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    # on the encoder's own outputs for two batches of faces (not random tensors)
+    model = build(faces)
+    with torch.no_grad():
+        f1 = model.encoder(images_to_signed(faces.images_at(np.arange(5))))
+        f2 = model.encoder(images_to_signed(faces.images_at(np.arange(5, 10))))
+    assert f1.shape == (5, 12) and not torch.equal(f1, f2)
     f12 = mix(f1, f2, mask)
-    assert torch.equal(f12[:, :3], f1[:, :3]) and torch.equal(f12[:, 3:6], f2[:, 3:6])
-    # unmixing with the same mask restores f1 exactly when the encoder inverts the decoder
+    for c, source in enumerate((f1, f2, f1, f2)):  # chunk c comes from f1 where the mask is 1
+        assert torch.equal(f12[:, 3 * c : 3 * c + 3], source[:, 3 * c : 3 * c + 3]), c
+    # unmixing: mixing f12 with f1 under the same mask restores f1 exactly (the paper's x4 = Dec(mix(Enc(x3), f1)))
     assert torch.equal(mix(f12, f1, mask), f1)
+    assert not torch.equal(mix(f12, f2, mask), f1)
 
 
 def test_mask_per_batch_vs_per_sample(faces):
@@ -52,7 +58,13 @@ def test_swap_all_and_no_chunks_are_reconstructions(faces):
     torch.testing.assert_close(model.swap(a, b, chunks=all_chunks), model.reconstruct(a))
     torch.testing.assert_close(model.swap(a, b, chunks=[]), model.reconstruct(b))
     mixed = model.swap(a, b, chunks=[0, "chunk2"])
-    assert mixed.shape == a.shape and not torch.allclose(mixed, model.reconstruct(a))
+    # by hand: chunks 0 and 2 (features 0-2, 6-8) of a's code, chunks 1 and 3 of b's, decoded
+    with torch.no_grad():
+        fa, fb = model.encoder(images_to_signed(a)), model.encoder(images_to_signed(b))
+        code = torch.cat([fa[:, 0:3], fb[:, 3:6], fa[:, 6:9], fb[:, 9:12]], 1)
+        by_hand = model.decode(fk.models.base.Code(code, model.chunk_slices()))
+    torch.testing.assert_close(mixed, by_hand, rtol=0, atol=0)
+    assert not torch.allclose(mixed, model.reconstruct(a)) and not torch.allclose(mixed, model.reconstruct(b))
     with pytest.raises(UsageError, match="unknown chunk 9; mixing has chunks 0..3"):
         model.swap(a, b, chunks=[9])
 
@@ -167,7 +179,14 @@ def test_adversarial_training_does_not_collapse_the_decoder(faces, tmp_path):
 def test_layouts_for_28_32_64(size, channels):
     enc, dec = Encoder(channels, size, 16, 0.125, "instance"), Decoder(16, channels, size, 0.125, "instance")
     f = enc(torch.rand(2, channels, size, size))
-    assert f.shape == (2, 16) and dec(f).shape == (2, channels, size, size)
+    out = dec(f)
+    assert f.shape == (2, 16) and out.shape == (2, channels, size, size)
+    # every layer is wired in: the loss reaches each parameter, and every output pixel depends on the code
+    out.square().mean().backward()
+    for name, p in [*enc.named_parameters(), *dec.named_parameters()]:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    jac = torch.autograd.functional.jacobian(lambda z: dec(z).sum(0), f.detach()[:1]).abs().sum((-1, -2))
+    assert (jac > 0).all()
 
 
 def test_training_lowers_the_mixing_loss(tmp_path):

@@ -22,6 +22,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: {message}")
 
+    def parse_args(self, args=None, namespace=None):  # extra arguments named one by one, quoted ('' is visible)
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            raise UsageError(f"{self.prog}: unrecognized argument{'s' if len(extra) > 1 else ''}: "
+                             f"{', '.join(repr(a) for a in extra)} (see {self.prog} --help)")
+        return parsed
+
 
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
@@ -330,6 +337,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for flag, value in (("--num-train", args.num_train), ("--num-test", args.num_test)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be ≥ 1 (rows of the split to score)")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be ≥ 0")
     params = _parse_params(args.param)
     run_dir = check_run_dir(args.dir)
     model = load(run_dir)

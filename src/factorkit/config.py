@@ -77,7 +77,7 @@ class TrainConfig:
 
     steps: positive() = 2000  # optimisation steps (one call of model.train_step each)
     batch_size: positive() = 64  # images per process per step
-    seed: int = 0  # seeds weights, data order and every RNG
+    seed: nonnegative() = 0  # seeds weights, data order and every RNG (numpy takes no negative seed)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = bf16 autocast on CUDA, off on CPU
     compile: bool = False  # torch.compile the model's modules (CUDA only benefits)

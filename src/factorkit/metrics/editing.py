@@ -54,23 +54,21 @@ def edit_success(model, test_dataset, attribute: str, classifier, classifier_rep
                  max_images: int | None = None, seed: int = 0) -> dict:
     k = test_dataset.info.attribute_index(attribute)
     name = test_dataset.info.attributes[k]
-    rows = np.flatnonzero(test_dataset.attribute_array()[:, k] > 0.5)
+    # binary attributes: images that have it, set to 1 and to 0; classes (one-hot): images of
+    # another class, made this class (a class edit has no "set to 0")
+    classes = test_dataset.info.attribute_kind == "onehot"
+    rows = np.flatnonzero((test_dataset.attribute_array()[:, k] > 0.5) != classes)
     if max_images and len(rows) > max_images:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_images, replace=False))
     x = _images(test_dataset, rows)
-    x1 = _batched(lambda b: model.edit(b, attribute=name, value=1.0), x)
-    x0 = _batched(lambda b: model.edit(b, attribute=name, value=0.0), x)
-    p1 = classifier.probabilities(x1)[:, k]
-    p0 = classifier.probabilities(x0)[:, k]
     n = len(rows)
-    s1, s0 = int((p1 > 0.5).sum()), int((p0 <= 0.5).sum())
-    out = {
-        "attr": s1 / n if n else float("nan"),
-        "not_attr": s0 / n if n else float("nan"),
-        "n": n,
-        "attr.ci95": list(wilson_interval(s1, n)),
-        "not_attr.ci95": list(wilson_interval(s0, n)),
-    }
+    x1 = _batched(lambda b: model.edit(b, attribute=name, value=1.0), x)
+    s1 = int((classifier.probabilities(x1)[:, k] > 0.5).sum())
+    out = {"attr": s1 / n if n else float("nan"), "n": n, "attr.ci95": list(wilson_interval(s1, n))}
+    if not classes:
+        x0 = _batched(lambda b: model.edit(b, attribute=name, value=0.0), x)
+        s0 = int((classifier.probabilities(x0)[:, k] <= 0.5).sum())
+        out.update({"not_attr": s0 / n if n else float("nan"), "not_attr.ci95": list(wilson_interval(s0, n))})
     if classifier_report:
         out["classifier_accuracy"] = classifier_report["accuracy"].get(name)
         out["classifier_majority"] = classifier_report["majority"].get(name)

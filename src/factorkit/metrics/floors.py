@@ -11,7 +11,7 @@ metrics sit well above zero there, and how far depends on the data and the numbe
   fresh Gaussian codes for every image — the images themselves are never rendered, since the
   codes ignore them;
 * metrics with no random-code floor: edit-success reads the majority-class rate of the
-  attribute on the test split (``majority``); counterfactual's edit scores read the plain
+  attribute on the test split (``majority``; for classes, the class's own rate); counterfactual's edit scores read the plain
   reconstruction scored the same way (``reconstruction``); image scores have none.
 
 Random-code floors are cached under ``$FACTORKIT_CACHE/floors`` (default
@@ -153,7 +153,10 @@ def edit_floors(ctx, spec, results: dict[str, float]) -> tuple[dict[str, float],
                 if base in results:
                     out[key] = results[base]
         return out, "reconstruction"
-    rates = majority_rate(ctx.dataset.attribute_array())
+    attrs = ctx.dataset.attribute_array()
+    # binary: the majority-class rate; classes (an edit makes an image of another class this one):
+    # the rate of the class itself, what naming a class at random by its frequency gets
+    rates = attrs.mean(0) if ctx.info.attribute_kind == "onehot" else majority_rate(attrs)
     for a in ctx.attributes():
         key = f"{spec.name}.{a}.attr"
         if key in results:

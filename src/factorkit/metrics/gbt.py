@@ -23,12 +23,16 @@ are kept grouped by node and sorted by value inside each node, so one cumulative
 every candidate split of every node of every tree; children are formed by a stable linear
 partition, never a sort.
 
-Differences from scikit-learn, documented: (1) equally good splits on different features go
-to the lower feature index (scikit-learn visits features in a random order, unseeded in
-disentanglement_lib, which is why its DCI is not reproducible); (2) ``bins=B`` (the fast mode)
-first maps each feature to ≤ B quantile bins, as histogram GBMs do. Sums are float64; the
-result equals scikit-learn's to round-off until two candidate splits tie within round-off,
-and stays within scikit-learn's own seed-to-seed variation after that (tested).
+Ties: when several features give exactly the same best proxy (common late in boosting, where a
+split isolates one extreme sample that is extreme on several codes), scikit-learn keeps the
+first of them in a random feature order, i.e. a uniformly random one — unseeded in
+disentanglement_lib, which is why its DCI is not reproducible. ``ties="random"`` (default)
+does the same with a seeded random priority per (feature, tree, node); ``ties="first"`` takes
+the lowest feature index, which concentrates the importance of tied features on one of them
+and raised DCI completeness above every scikit-learn seed in our check (docs/results.md §9).
+``bins=B`` (the fast mode) first maps each feature to ≤ B quantile bins, as histogram GBMs do.
+Sums are float64; the fitted model equals scikit-learn's to round-off until two candidate splits
+tie, and its DCI lies within scikit-learn's seed-to-seed spread (tested).
 """
 
 from __future__ import annotations
@@ -48,11 +52,15 @@ class GradientBoosting:
     defaults (``n_estimators=100, learning_rate=0.1, max_depth=3``)."""
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1, max_depth: int = 3,
-                 bins: int | None = None) -> None:
+                 bins: int | None = None, ties: str = "random", random_state: int = 0) -> None:
+        if ties not in ("random", "first"):
+            raise ValueError(f"ties={ties!r}: 'random' or 'first'")
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.bins = bins
+        self.ties = ties
+        self.random_state = random_state
 
     # --- input encoding ------------------------------------------------------------------------
     def _fit_bins(self, x: np.ndarray) -> None:
@@ -115,6 +123,7 @@ class GradientBoosting:
         pos = torch.arange(n)
         per_chunk = max(1, CHUNK_ELEMENTS // (T * n))
         chunks = [(a, min(a + per_chunk, nf)) for a in range(0, nf, per_chunk)]
+        gen = torch.Generator().manual_seed(int(self.random_state))
 
         for stage in range(self.n_estimators):
             prob = torch.sigmoid(raw) if binary else torch.softmax(raw, dim=0)
@@ -157,12 +166,19 @@ class GradientBoosting:
                 best = torch.full((T, nn_), float("-inf"), dtype=torch.float64)
                 best_f = torch.zeros(T, nn_, dtype=torch.long)
                 thr = torch.full((T, nn_), float("inf"), dtype=torch.float64)
+                # ties between features: scikit-learn visits a node's features in a random order and
+                # keeps the first best, i.e. a uniformly random one of the tied features; a random
+                # priority per (feature, tree, node) does the same ("first": the lowest index)
+                priority = torch.rand(nf, T, nn_, generator=gen, dtype=torch.float64) if self.ties == "random" \
+                    else -torch.arange(nf, dtype=torch.float64)[:, None, None].expand(nf, T, nn_)
+                best_p = torch.full((T, nn_), float("-inf"), dtype=torch.float64)
                 # features in chunks of ~1M elements: large fresh tensors cost more in page faults
                 for c, (lo_f, hi_f) in enumerate(chunks):
-                    c_best, c_f, c_thr = _best_splits(grad, perms[c], ranks[lo_f:hi_f], XT[lo_f:hi_f],
-                                                      start, nd, tot, ok, inv_nl, inv_nr, nn_)
-                    better = c_best > best  # strict: the lower feature index wins ties
+                    c_best, c_f, c_thr, c_p = _best_splits(grad, perms[c], ranks[lo_f:hi_f], XT[lo_f:hi_f],
+                                                           start, nd, tot, ok, inv_nl, inv_nr, nn_, priority[lo_f:hi_f])
+                    better = (c_best > best) | ((c_best == best) & (c_p > best_p))
                     best = torch.where(better, c_best, best)
+                    best_p = torch.where(better, c_p, best_p)
                     best_f = torch.where(better, c_f + lo_f, best_f)
                     thr = torch.where(better, c_thr, thr)
                 split = splittable & torch.isfinite(best)
@@ -294,13 +310,14 @@ def _binned_level(X: Tensor, grad: Tensor, node: Tensor, alive: Tensor, nn_: int
     return split, best, best_f, thr, tot, safe, 2 * node + right, split.repeat_interleave(2, dim=1), raw_hists
 
 
-def _best_splits(grad, perm, ranks, values, start, nd, tot, ok, inv_nl, inv_nr, nn_):
+def _best_splits(grad, perm, ranks, values, start, nd, tot, ok, inv_nl, inv_nr, nn_, priority):
     """Best split of every node of every tree over one chunk of features.
 
     ``perm``: (f, T, n) samples grouped by node and sorted by value inside each node;
     ``ranks``/``values``: (f, n) dense value rank and value of each sample.
-    Returns the best proxy ``S_L²/n_L + S_R²/n_R`` per (T, node), the chunk-local feature and
-    the split position (the last position that goes left).
+    ``priority``: (f, T, nn) which of several features with exactly the same best proxy wins.
+    Returns the best proxy ``S_L²/n_L + S_R²/n_R`` per (T, node), the chunk-local feature, the
+    threshold and the winner's priority.
     """
     nf, T, n = perm.shape
     g = torch.gather(grad[None].expand(nf, T, n), 2, perm)
@@ -319,14 +336,16 @@ def _best_splits(grad, perm, ranks, values, start, nd, tot, ok, inv_nl, inv_nr, 
     hit = (proxy == torch.gather(seg_max, 2, key)) & valid
     first = torch.full((nf, T, nn_), n, dtype=torch.long).scatter_reduce_(
         2, key, torch.where(hit, torch.arange(n).expand(nf, T, n), n), "amin", include_self=True)
-    best, best_f = seg_max.max(dim=0)  # the first (lowest) feature wins ties
+    best = seg_max.max(dim=0).values
+    tied = seg_max == best[None]
+    best_f = torch.where(tied, priority, float("-inf")).argmax(dim=0)  # among exact ties, the top priority
     j = torch.gather(first, 0, best_f[None])[0].clamp(max=n - 2)  # last position going left
     t_idx = torch.arange(T)[:, None].expand_as(j)
     lo = values[best_f, perm[best_f, t_idx, j]]
     hi = values[best_f, perm[best_f, t_idx, j + 1]]
     thr = lo / 2 + hi / 2  # scikit-learn: midpoint, or the lower value if rounding reaches the upper
     thr = torch.where((thr == hi) | ~torch.isfinite(thr), lo, thr)
-    return best, best_f, thr
+    return best, best_f, thr, torch.gather(priority, 0, best_f[None])[0]
 
 
 def _partition(perm: Tensor, right: Tensor, nd: Tensor, seg_start: Tensor, cnt: Tensor, start: Tensor) -> Tensor:

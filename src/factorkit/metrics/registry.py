@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from ..config import check_value, parse_value
+from ..config import Range, check_value, parse_value
 from ..errors import UsageError
 from . import attributes as A
 from . import editing as E
@@ -38,6 +38,8 @@ NEEDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "labels": (lambda model, info: bool(info.factors) or bool(info.attributes),
                "the dataset has neither ground-truth factors nor attributes"),
     "reconstruct": (lambda model, info: model.supports("reconstruct"), "the model does not reconstruct images"),
+    "binary-attributes": (lambda model, info: bool(info.attributes) and info.attribute_kind == "binary",
+                          "its attributes are classes (one-hot), not binary attributes to set to an intensity"),
     "edit": (lambda model, info: model.supports("edit"), None),  # reason names the model's operations
     "counterfactual": (lambda model, info: bool(info.has_counterfactual),
                        "the dataset has no counterfactual renders (only faces does)"),
@@ -65,6 +67,7 @@ class MetricSpec:
     per_attribute: bool = False  # one entry per attribute (edit metrics)
     prefixed: bool = True  # scores stored as "NAME.KEY" (factor metrics name their own keys)
     description: str = ""
+    limits: Mapping[str, Any] = field(default_factory=dict)  # key → Range, or a tuple of the allowed values
 
     def applies(self, model, info) -> str | None:
         """None if the metric applies, else why not."""
@@ -88,8 +91,8 @@ def _sap(ctx, p):
 
 def _dci(ctx, p):
     p = dict(p)
-    if p["backend"] == "auto":  # exact, or the documented fast mode with --fast
-        p["backend"] = "fast" if ctx.settings.fast else "exact"
+    if p["backend"] == "auto":  # vectorised, or the documented fast mode with --fast
+        p["backend"] = "fast" if ctx.settings.fast else "vectorised"
     return F.dci(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, **p)
 
 
@@ -164,37 +167,47 @@ def positive_rate(labels: np.ndarray) -> float:
 # --- the registry, in the order evaluate runs them ---------------------------------------------------
 
 _INTERVENTION = {"num_train": 10000, "num_eval": 5000, "batch_size": 64}
+_AT_LEAST_1, _AT_LEAST_2 = Range(min=1), Range(min=2)
+_INTERVENTION_LIMITS = {"num_train": _AT_LEAST_2, "num_eval": _AT_LEAST_1, "batch_size": _AT_LEAST_2}
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in (
-    MetricSpec("mig", "factors", ("factors",), _mig, {"num_bins": 20}, "random-codes", uses_codes=True, prefixed=False,
+    MetricSpec("mig", "factors", ("factors",), _mig, {"num_bins": 20}, "random-codes",
+               limits={"num_bins": _AT_LEAST_2}, uses_codes=True, prefixed=False,
                description="mutual information gap (Chen et al. 2018)"),
     MetricSpec("sap", "factors", ("factors",), _sap, {"continuous": False}, "random-codes", uses_codes=True,
                prefixed=False, description="separated attribute predictability (Kumar et al. 2018)"),
-    MetricSpec("dci", "factors", ("factors",), _dci, {"backend": "auto", "bins": 256}, "random-codes", uses_codes=True,
+    MetricSpec("dci", "factors", ("factors",), _dci, {"backend": "auto", "bins": 256}, "random-codes",
+               limits={"backend": ("auto", "vectorised", "fast", "sklearn"), "bins": _AT_LEAST_2}, uses_codes=True,
                prefixed=False,
                description="disentanglement, completeness, informativeness (Eastwood & Williams 2018); "
-                           "backend auto (exact; fast with --fast) | exact | fast | sklearn"),
-    MetricSpec("modularity", "factors", ("factors",), _modularity, {"num_bins": 20}, "random-codes", uses_codes=True,
+                           "backend auto (vectorised; fast with --fast) | vectorised | fast | sklearn"),
+    MetricSpec("modularity", "factors", ("factors",), _modularity, {"num_bins": 20}, "random-codes",
+               limits={"num_bins": _AT_LEAST_2}, uses_codes=True,
                prefixed=False,
                description="modularity and explicitness (Ridgeway & Mozer 2018)"),
     MetricSpec("higgins", "interventional", ("sampling",), _interventional(F.higgins), dict(_INTERVENTION),
-               "random-codes", default=False, prefixed=False, description="β-VAE metric (Higgins et al. 2017)"),
+               "random-codes", limits=_INTERVENTION_LIMITS, default=False, prefixed=False,
+               description="β-VAE metric (Higgins et al. 2017)"),
     MetricSpec("factorvae", "interventional", ("sampling",), _interventional(F.factorvae),
-               {**_INTERVENTION, "num_variance_estimate": 10000, "threshold": 0.05}, "random-codes", default=False,
+               {**_INTERVENTION, "num_variance_estimate": 10000, "threshold": 0.05}, "random-codes",
+               limits={**_INTERVENTION_LIMITS, "num_variance_estimate": _AT_LEAST_2, "threshold": Range(min=0)}, default=False,
                prefixed=False, description="FactorVAE metric (Kim & Mnih 2018)"),
     MetricSpec("attr-projection", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "random-codes",
                uses_codes=True, description="attribute read-out by projection (Kumar et al. 2018)"),
     MetricSpec("attr-linear", "attributes", ("attributes",), _attr_projection, {"normalize": True}, "random-codes",
                uses_codes=True, default=False, description="Hu et al. eq. 5 (the projection protocol)"),
     MetricSpec("nn-map", "attributes", ("labels",), _nn_map, {"num_queries": 2000, "query_batch": 256}, "random-codes",
+               limits={"num_queries": _AT_LEAST_1, "query_batch": _AT_LEAST_1},
                uses_codes=True, description="nearest-neighbour retrieval mAP per chunk (Hu et al. 2018)"),
     *(MetricSpec(name, "images", ("reconstruct",), None, {}, "none", description="reconstruction, test split")
       for name in I.IMAGE_METRICS),
     MetricSpec("edit-success", "editing", ("edit", "attributes"), _edit_success, {}, "majority",
                per_attribute=True, description="edited attribute read by the independent classifier"),
-    MetricSpec("edit-intensity", "editing", ("edit", "attributes"), _edit_intensity,
+    MetricSpec("edit-intensity", "editing", ("edit", "binary-attributes"), _edit_intensity,
                {"values": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), "repeats": 5, "max_train": 4000,
-                "max_test": 1000, "C": 1e-4}, "majority", default=False, per_attribute=True,
+                "max_test": 1000, "C": 1e-4}, "majority",
+               limits={"repeats": _AT_LEAST_1, "max_train": _AT_LEAST_2, "max_test": _AT_LEAST_1,
+                       "C": Range(min=0, min_open=True)}, default=False, per_attribute=True,
                description="mddAE protocol: pixel-SVM error of edits by intensity"),
     MetricSpec("counterfactual", "editing", ("edit", "attributes", "counterfactual"), _counterfactual, {},
                "reconstruction", per_attribute=True, description="edit vs the true counterfactual render (faces)"),
@@ -232,10 +245,12 @@ def check(model, info, metrics: list[str] | None) -> list[str]:
     return [m for m in METRICS if m in requested]
 
 
-def _param_type(default: Any) -> Any:
-    if isinstance(default, tuple):
-        return tuple[float, ...]
-    return type(default)  # bool, int, float or str (declared defaults are never None)
+def _param_type(entry: MetricSpec, key: str) -> Any:
+    default, limit = entry.params[key], entry.limits.get(key)
+    if isinstance(limit, tuple):
+        return Literal[limit]
+    tp = tuple[float, ...] if isinstance(default, tuple) else type(default)  # bool, int, float or str
+    return Annotated[tp, limit] if isinstance(limit, Range) else tp
 
 
 def resolve_params(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -253,7 +268,7 @@ def resolve_params(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[st
     for name, entry in METRICS.items():
         params = dict(entry.params)
         for key, value in overrides.get(name, {}).items():
-            tp = _param_type(entry.params[key])
+            tp = _param_type(entry, key)
             label = f"{name}.{key}"
             try:
                 params[key] = parse_value(value, tp, label) if isinstance(value, str) and tp is not str else \

@@ -293,6 +293,7 @@ class Trainer:
     def _fit(self, dist: Dist) -> RunResult:
         """The steps of a run, in order; each is a method below."""
         state = self._prepare(dist)
+        self._check_batch(dist.world)
         if self.resume:
             self._resume(state)
         else:
@@ -367,6 +368,16 @@ class Trainer:
         state.elapsed0 = meta.get("elapsed_s", 0.0)
         if state.dist.main:  # --steps may have extended the run
             self.config.save(self.out / "config.yaml")
+
+    def _check_batch(self, world: int) -> None:
+        """Batch sizes the model cannot train on, refused before anything is written."""
+        bs, n = self.config.train.batch_size, len(self.dataset)
+        if bs * world > n:
+            raise UsageError(f"train.batch_size={bs}{f' × {world} processes' if world > 1 else ''} is more than the "
+                             f"{n} training images; use --batch-size {max(1, n // world)} or less")
+        if bs < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            raise UsageError(f"train.batch_size={bs}: {self.model.name} uses batch normalisation, which needs at least "
+                             "2 images per batch and process; use --batch-size 2 or more")
 
     def _compile(self) -> None:
         if self.config.train.compile:

@@ -137,7 +137,7 @@ def metric_tables(record: dict) -> str:
         for a in es:
             ci1, ci0 = d.get(f"edit-success.{a}.attr.ci95", ["", ""]), d.get(f"edit-success.{a}.not_attr.ci95", ["", ""])
             rows += (f"<tr><td>{a}</td><td>{_fmt(m[f'edit-success.{a}.attr'])} [{_fmt(ci1[0])}, {_fmt(ci1[1])}]</td>"
-                     f"<td>{_fmt(m[f'edit-success.{a}.not_attr'])} [{_fmt(ci0[0])}, {_fmt(ci0[1])}]</td>"
+                     f"<td>{_fmt(m.get(f'edit-success.{a}.not_attr', '—'))} [{_fmt(ci0[0])}, {_fmt(ci0[1])}]</td>"
                      f"<td>{int(m[f'edit-success.{a}.n'])}</td><td>{_fmt(m.get(f'edit-success.{a}.classifier_accuracy', ''))}</td>"
                      f"<td>{_fmt(fl.get(f'edit-success.{a}.attr', ''))}</td></tr>")
         out.append("<h3>edit-success (independent classifier, 95 % Wilson intervals)</h3>"
