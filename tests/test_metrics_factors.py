@@ -233,3 +233,24 @@ def test_dci_vectorised_lies_within_sklearns_spread_over_seeds():
     assert first["dci.completeness"] > hi["dci.completeness"] + 0.1  # measured 0.691 vs ≤ 0.362
     with pytest.raises(Exception, match="'exact' was renamed 'vectorised'"):
         M.dci(*table, backend="exact")
+
+
+def test_dci_and_modularity_formulas_equal_independent_references():
+    """factorkit's D, C and modularity helpers against the formulas of benchmarks/metrics_speed.py's
+    reference (disentanglement_lib's, written with scipy's entropy), on random matrices."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "metrics_speed.py"
+    spec = importlib.util.spec_from_file_location("metrics_speed", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    rng = np.random.default_rng(4)
+    for shape in ((10, 5), (3, 7), (6, 6)):
+        imp = rng.random(shape) ** 3
+        ours, theirs = M.dci_from_importance(imp), ref.ref_dci_from_importance(imp)
+        assert ours["disentanglement"] == pytest.approx(theirs["disentanglement"], abs=1e-12)
+        assert ours["completeness"] == pytest.approx(theirs["completeness"], abs=1e-12)
+        mi = rng.random(shape)
+        mi[0] = 0.0  # a code with no information scores 0
+        assert M.modularity_from_mi(mi) == pytest.approx(ref.ref_modularity_from_mi(mi), abs=1e-12)
