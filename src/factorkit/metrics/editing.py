@@ -173,3 +173,41 @@ def counterfactual(model, test_dataset, attribute: str, max_images: int | None =
             out[f"gain.{label}"] = float((m_recon - m_edit)[mask].mean())
             out[f"n.{label}"] = int(mask.sum())
     return out
+
+
+@torch.no_grad()
+def identity_retention(model, test_dataset, attribute: str, judge, max_images: int | None = 1000, seed: int = 0) -> dict:
+    """Issue 16 §1: over edited test images, the fraction of all *other* factors (the edited one
+    excluded) that the judge reads the same on the edit as on the input; the same number for the
+    plain reconstruction beside it. A binary attribute is flipped (0→1 and 1→0); a class edit
+    makes images of other classes this class."""
+    info = test_dataset.info
+    k = info.attribute_index(attribute)
+    name = info.attributes[k]
+    names = [f.name for f in info.factors]
+    keep = [j for j, f in enumerate(names) if f != name]
+    attrs = test_dataset.attribute_array()
+    classes = info.attribute_kind == "onehot"
+    rows = np.flatnonzero(attrs[:, k] < 0.5) if classes else np.arange(len(test_dataset))
+    if max_images and len(rows) > max_images:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_images, replace=False))
+    x = _images(test_dataset, rows)
+    target = torch.ones(len(rows)) if classes else torch.as_tensor(1.0 - attrs[rows, k], dtype=torch.float32)
+    edited = torch.cat([model.edit(x[i : i + 256], attribute=name, value=target[i : i + 256]).cpu()
+                        for i in range(0, len(x), 256)])
+    recon = _batched(model.reconstruct, x)
+    r_in, r_edit, r_rec = (judge.read(t.clamp(0, 1))[:, keep] for t in (x, edited, recon))
+    same_edit, same_rec = (r_edit == r_in).float(), (r_rec == r_in).float()
+    out = {"edit": float(same_edit.mean()), "reconstruction": float(same_rec.mean()), "n": len(rows)}
+    for i, j in enumerate(keep):
+        out[f"{names[j]}.edit"] = float(same_edit[:, i].mean())
+    return out
+
+
+def chance_agreement(factors: np.ndarray) -> float:
+    """Mean over factor columns of Σ_v p_v²: how often two unrelated images agree on a factor."""
+    rates = []
+    for j in range(factors.shape[1]):
+        p = np.bincount(np.unique(factors[:, j], return_inverse=True)[1].reshape(-1)) / len(factors)
+        rates.append(float(np.sum(p * p)))
+    return float(np.mean(rates)) if rates else float("nan")

@@ -153,6 +153,17 @@ def edit_floors(ctx, spec, results: dict[str, float]) -> tuple[dict[str, float],
                 if base in results:
                     out[key] = results[base]
         return out, "reconstruction"
+    if spec.name == "identity-retention":
+        from .editing import chance_agreement
+
+        factors = ctx.dataset.factor_array()
+        names = [f.name for f in ctx.info.factors]
+        for a in ctx.attributes():
+            key = f"identity-retention.{a}.edit"
+            if key in results:
+                keep = [j for j, f in enumerate(names) if f != ctx.info.attributes[ctx.info.attribute_index(a)]]
+                out[key] = chance_agreement(factors[:, keep])
+        return out, "chance"
     attrs = ctx.dataset.attribute_array()
     # binary: the majority-class rate; classes (an edit makes an image of another class this one):
     # the rate of the class itself, what naming a class at random by its frequency gets

@@ -50,6 +50,7 @@ FLOORS = {
                     "same rows (cached per dataset, rows, metric, parameters)",
     "majority": "the majority-class rate of the attribute on the test split",
     "reconstruction": "the unedited reconstruction scored the same way",
+    "chance": "how often unrelated images agree on the other factors (mean Σ p² over factors, test split)",
     "none": "no floor: an absolute image score",
 }
 
@@ -132,6 +133,14 @@ def _edit_success(ctx, p):
                                                                     seed=ctx.settings.seed, **p))
 
 
+def _identity_retention(ctx, p):
+    judge, report = ctx.classifier()
+    for a in ctx.attributes():
+        ctx.record(f"identity-retention.{a}", lambda a=a: E.identity_retention(ctx.model, ctx.dataset, a, judge,
+                                                                            max_images=ctx.settings.image_rows,
+                                                                            seed=ctx.settings.seed, **p))
+
+
 def _edit_intensity(ctx, p):
     for a in ctx.attributes():
         ctx.record(f"edit-intensity.{a}", lambda a=a: E.edit_intensity(ctx.model, ctx.train_dataset, ctx.dataset, a,
@@ -203,6 +212,8 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
       for name in I.IMAGE_METRICS),
     MetricSpec("edit-success", "editing", ("edit", "attributes"), _edit_success, {}, "majority",
                per_attribute=True, description="edited attribute read by the independent classifier"),
+    MetricSpec("identity-retention", "editing", ("edit", "attributes", "factors"), _identity_retention, {}, "chance",
+               per_attribute=True, description="the judge reads every other factor of an edit unchanged (issue 16)"),
     MetricSpec("edit-intensity", "editing", ("edit", "binary-attributes"), _edit_intensity,
                {"values": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), "repeats": 5, "max_train": 4000,
                 "max_test": 1000, "C": 1e-4}, "majority",

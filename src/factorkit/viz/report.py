@@ -143,6 +143,19 @@ def metric_tables(record: dict) -> str:
         out.append("<h3>edit-success (independent classifier, 95 % Wilson intervals)</h3>"
                    "<table><tr><th>attribute</th><th>Ĉ attr (set 1)</th><th>Ĉ not-attr (set 0)</th><th>N</th>"
                    f"<th>classifier acc.</th><th>majority class</th></tr>{rows}</table>")
+    ir = sorted({k.split(".")[1] for k in m if k.startswith("identity-retention.") and k.endswith(".edit") and k.count(".") == 2})
+    if ir:
+        rows = "".join(f"<tr><td>{a}</td><td class='{'good' if m[f'identity-retention.{a}.edit'] >= 0.95 else 'bad'}'>"
+                       f"{_fmt(m[f'identity-retention.{a}.edit'])}</td><td>{_fmt(m[f'identity-retention.{a}.reconstruction'])}</td>"
+                       f"<td>{_fmt(fl.get(f'identity-retention.{a}.edit', ''))}</td><td>{int(m[f'identity-retention.{a}.n'])}</td></tr>"
+                       for a in ir)
+        acc = record.get("details", {}).get("classifier", {}).get("factor_accuracy", {})
+        note = ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+        out.append("<h3>identity-retention (the judge reads every other factor of the edit unchanged)</h3>"
+                   f"<p class='note'>Judge's held-out accuracy per factor: {html.escape(note) or 'n/a'}. "
+                   "Chance = how often unrelated test faces agree on those factors.</p>"
+                   "<table><tr><th>edited attribute</th><th>edit</th><th>reconstruction</th><th>chance</th><th>N</th></tr>"
+                   f"{rows}</table>")
     cf = sorted({k.split(".")[1] for k in m if k.startswith("counterfactual.") and k.count(".") >= 2})
     if cf:
         rows = ""

@@ -1,0 +1,93 @@
+"""The judge (issue 16 §1): an independent classifier of every factor, and identity-retention."""
+
+import numpy as np
+import pytest
+import torch
+
+import factorkit as fk
+from factorkit.metrics import editing as E
+from factorkit.metrics.classifier import Judge, Recipe, train_classifier
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return fk.data.load("faces", "test", size=600)
+
+
+class PerfectJudge:
+    """Reads the true factors of any image of ``dataset`` (looked up by its pixels)."""
+
+    def __init__(self, dataset):
+        x = dataset.images_at(np.arange(len(dataset)))
+        self.table = {t.numpy().tobytes(): row for t, row in zip(x, dataset.factor_array())}
+
+    def read(self, x):
+        return torch.as_tensor(np.stack([self.table[t.numpy().tobytes()] for t in x]))
+
+
+class Swapper:
+    """An 'editor' whose edit returns a fixed map of inputs to images (the input itself, or others)."""
+
+    def __init__(self, dataset, shift: int):
+        self.dataset, self.shift = dataset, shift
+        self.x = dataset.images_at(np.arange(len(dataset)))
+        self.index = {t.numpy().tobytes(): i for i, t in enumerate(self.x)}
+
+    def edit(self, x, attribute, value):
+        rows = [(self.index[t.numpy().tobytes()] + self.shift) % len(self.x) for t in x]
+        return self.x[rows]
+
+    def reconstruct(self, x):
+        return x
+
+
+def test_identity_retention_is_1_for_the_identity_edit_and_chance_for_unrelated_images(faces):
+    judge = PerfectJudge(faces)
+    same = E.identity_retention(Swapper(faces, 0), faces, "Smiling", judge, max_images=None)
+    assert same["edit"] == 1.0 and same["reconstruction"] == 1.0 and same["n"] == len(faces)
+    other = E.identity_retention(Swapper(faces, 7), faces, "Smiling", judge, max_images=None)
+    f = faces.factor_array()
+    keep = [j for j, fac in enumerate(faces.info.factors) if fac.name != "Smiling"]
+    by_hand = float((f[:, keep] == np.roll(f, -7, axis=0)[:, keep]).mean())  # each image vs the one 7 rows on
+    assert other["edit"] == pytest.approx(by_hand, abs=1e-6) and other["reconstruction"] == 1.0
+    chance = E.chance_agreement(f[:, keep])
+    assert abs(other["edit"] - chance) < 0.05 and other["edit"] < 0.6  # unrelated faces: near Σ p², far from 1
+    assert "Smiling.edit" not in other and "hair_colour.edit" in other  # the edited factor is excluded
+
+
+def test_judge_heads_cover_every_factor_and_read_attributes_from_them(faces):
+    judge = Judge.for_info(faces.info)
+    assert judge.factor_sizes == tuple(f.size for f in faces.info.factors)  # 7 identity + 7 binary attributes
+    names = [f.name for f in faces.info.factors]
+    assert judge.attribute_map == tuple((0, names.index(a)) for a in faces.info.attributes)
+    x = faces.images_at(np.arange(32))
+    p, r = judge.probabilities(x), judge.read(x)
+    for k, (_, j) in enumerate(judge.attribute_map):  # P(attr) > 0.5 exactly when the binary head reads 1
+        assert torch.equal(p[:, k] > 0.5, r[:, j] == 1)
+    digits = fk.data.load("sklearn-digits", "test")
+    dj = Judge.for_info(digits.info)
+    assert [k for k, _ in dj.attribute_map] == [1] * 10 or [k for k, _ in dj.attribute_map] == [0] * 10
+
+
+def test_a_short_judge_training_beats_the_majority_rate(faces):
+    train = fk.data.load("faces", "train", size=2000)
+    judge, report = train_classifier(train, faces, Recipe(steps=150, width=8))
+    acc, maj = report["factor_accuracy"], report["factor_majority"]
+    assert set(acc) == {f.name for f in faces.info.factors}
+    # after 150 steps the big, high-contrast factors are already read well above their majority rate
+    for name in ("hair_colour", "skin_tone"):
+        assert acc[name] > maj[name] + 0.1, (name, acc[name], maj[name])
+
+
+def test_report_shows_identity_retention_beside_reconstruction_chance_and_judge_accuracy():
+    from factorkit.viz.report import metric_tables
+
+    record = {"metrics": {"identity-retention.Smiling.edit": 0.97, "identity-retention.Smiling.reconstruction": 0.99,
+                          "identity-retention.Smiling.n": 100.0, "identity-retention.Bangs.edit": 0.5,
+                          "identity-retention.Bangs.reconstruction": 0.99, "identity-retention.Bangs.n": 100.0},
+              "floors": {"identity-retention.Smiling.edit": 0.31},
+              "details": {"classifier": {"factor_accuracy": {"hair_colour": 0.991}}}}
+    page = metric_tables(record)
+    assert "identity-retention" in page and "hair_colour 0.991" in page
+    assert "<td>Smiling</td><td class='good'>0.9700</td><td>0.9900</td><td>0.3100</td><td>100</td>" in page
+    assert "<td>Bangs</td><td class='bad'>0.5000</td>" in page
