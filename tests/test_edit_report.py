@@ -100,6 +100,9 @@ def test_report_is_self_contained_with_an_image_per_section(run, capsys):
         assert fl[f"counterfactual.{a}.mse_edit"] == m[f"counterfactual.{a}.mse_reconstruction"]
         assert fl[f"counterfactual.{a}.ssim_edit"] == m[f"counterfactual.{a}.ssim_reconstruction"]
         assert record["floor_kind"][f"counterfactual.{a}.mse_edit"] == "reconstruction"
+        assert fl[f"counterfactual.{a}.psnr_edit"] == m[f"counterfactual.{a}.psnr_reconstruction"]
+        # mean per-image PSNR ≥ the PSNR of the mean MSE (Jensen: −log is convex)
+        assert m[f"counterfactual.{a}.psnr_edit"] >= 10 * np.log10(1 / m[f"counterfactual.{a}.mse_edit"]) - 1e-9
     assert "psnr" not in fl  # an absolute image score has no floor
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()

@@ -91,3 +91,39 @@ def test_report_shows_identity_retention_beside_reconstruction_chance_and_judge_
     assert "identity-retention" in page and "hair_colour 0.991" in page
     assert "<td>Smiling</td><td class='good'>0.9700</td><td>0.9900</td><td>0.3100</td><td>100</td>" in page
     assert "<td>Bangs</td><td class='bad'>0.5000</td>" in page
+
+
+def test_edit_success_both_directions_with_a_perfect_and_a_null_editor(faces):
+    k = faces.info.attribute_index("Eyeglasses")
+    attrs = faces.attribute_array()
+    rows = np.arange(len(faces))
+    x = faces.images_at(rows)
+    flipped = faces.counterfactual(rows, "Eyeglasses", (1 - attrs[:, k]).astype(np.int64))
+    table = {t.numpy().tobytes(): a for t, a in zip(x, attrs)}
+    for t, a in zip(flipped, attrs):  # the true counterfactual carries the flipped attribute
+        b = a.copy()
+        b[k] = 1 - b[k]
+        table[t.numpy().tobytes()] = b
+    index = {t.numpy().tobytes(): i for i, t in enumerate(x)}
+
+    class Judge:
+        def probabilities(self, imgs):
+            return torch.as_tensor(np.stack([table[t.numpy().tobytes()] for t in imgs]))
+
+    class Perfect:  # renders the true counterfactual (or the input when it already has the value)
+        def edit(self, imgs, attribute, value):
+            i = [index[t.numpy().tobytes()] for t in imgs]
+            return torch.stack([x[j] if attrs[j, k] == value else flipped[j] for j in i])
+
+    class Null:
+        def edit(self, imgs, attribute, value):
+            return imgs
+
+    good = E.edit_success(Perfect(), faces, "Eyeglasses", Judge())
+    assert good["add"] == good["remove"] == good["attr"] == 1.0
+    assert good["add.n"] == int((attrs[:, k] == 0).sum()) and good["remove.n"] == int((attrs[:, k] == 1).sum())
+    null = E.edit_success(Null(), faces, "Eyeglasses", Judge())
+    assert null["add"] == null["remove"] == 0.0 and null["attr"] == 1.0  # the old one-sided score cannot tell
+    lo, hi = null["add.ci95"]
+    z2, n = 1.959964**2, null["add.n"]
+    assert lo == 0.0 and hi == pytest.approx(z2 / (n + z2))  # Wilson's upper bound for 0 of n, by hand

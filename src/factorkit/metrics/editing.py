@@ -52,6 +52,9 @@ def _images(dataset, rows: np.ndarray) -> Tensor:
 @torch.no_grad()
 def edit_success(model, test_dataset, attribute: str, classifier, classifier_report: dict | None = None,
                  max_images: int | None = None, seed: int = 0) -> dict:
+    """Does the judge read the edited attribute as asked? ``attr`` / ``not_attr``: faces that have
+    the attribute, set to 1 / to 0 (IFcVAE-GAN's protocol); ``add`` (0→1, on faces without it) and
+    ``remove`` (1→0, on faces with it): both directions (issue 16), each with N and a 95 % interval."""
     k = test_dataset.info.attribute_index(attribute)
     name = test_dataset.info.attributes[k]
     # binary attributes: images that have it, set to 1 and to 0; classes (one-hot): images of
@@ -69,6 +72,15 @@ def edit_success(model, test_dataset, attribute: str, classifier, classifier_rep
         x0 = _batched(lambda b: model.edit(b, attribute=name, value=0.0), x)
         s0 = int((classifier.probabilities(x0)[:, k] <= 0.5).sum())
         out.update({"not_attr": s0 / n if n else float("nan"), "not_attr.ci95": list(wilson_interval(s0, n))})
+        # both directions (issue 16): faces without the attribute given it (0→1), and those with it, removed (1→0)
+        without = np.flatnonzero(test_dataset.attribute_array()[:, k] < 0.5)
+        if max_images and len(without) > max_images:
+            without = np.sort(np.random.default_rng(seed + 1).choice(without, max_images, replace=False))
+        if len(without):
+            xa = _batched(lambda b: model.edit(b, attribute=name, value=1.0), _images(test_dataset, without))
+            sa = int((classifier.probabilities(xa)[:, k] > 0.5).sum())
+            out.update({"add": sa / len(without), "add.n": len(without), "add.ci95": list(wilson_interval(sa, len(without)))})
+        out.update({"remove": out["not_attr"], "remove.n": n, "remove.ci95": out["not_attr.ci95"]})
     if classifier_report:
         out["classifier_accuracy"] = classifier_report["accuracy"].get(name)
         out["classifier_majority"] = classifier_report["majority"].get(name)
@@ -163,6 +175,10 @@ def counterfactual(model, test_dataset, attribute: str, max_images: int | None =
         "mse_reconstruction": float(m_recon.mean()),
         "ssim_edit": float(s_edit.mean()),
         "ssim_reconstruction": float(s_recon.mean()),
+        # PSNR(edit, true counterfactual), per image then averaged (issue 16), and the reconstruction's beside it
+        "psnr_edit": float((10 * torch.log10(1.0 / ((edited.clamp(0, 1) - cf) ** 2).flatten(1).mean(1).clamp(min=1e-10))).mean()),
+        "psnr_reconstruction": float((10 * torch.log10(1.0 / ((recon.clamp(0, 1) - cf) ** 2).flatten(1).mean(1)
+                                                         .clamp(min=1e-10))).mean()),
         "gain": float((m_recon - m_edit).mean()),
         "closer_fraction": float((m_edit < m_recon).float().mean()),
         "mse_reconstruction_vs_input": float(m_orig.mean()),

@@ -139,10 +139,11 @@ def metric_tables(record: dict) -> str:
             rows += (f"<tr><td>{a}</td><td>{_fmt(m[f'edit-success.{a}.attr'])} [{_fmt(ci1[0])}, {_fmt(ci1[1])}]</td>"
                      f"<td>{_fmt(m.get(f'edit-success.{a}.not_attr', '—'))} [{_fmt(ci0[0])}, {_fmt(ci0[1])}]</td>"
                      f"<td>{int(m[f'edit-success.{a}.n'])}</td><td>{_fmt(m.get(f'edit-success.{a}.classifier_accuracy', ''))}</td>"
-                     f"<td>{_fmt(fl.get(f'edit-success.{a}.attr', ''))}</td></tr>")
+                     f"<td>{_fmt(fl.get(f'edit-success.{a}.attr', ''))}</td>"
+                     f"<td>{_fmt(m.get(f'edit-success.{a}.add', '—'))}</td><td>{_fmt(m.get(f'edit-success.{a}.remove', '—'))}</td></tr>")
         out.append("<h3>edit-success (independent classifier, 95 % Wilson intervals)</h3>"
                    "<table><tr><th>attribute</th><th>Ĉ attr (set 1)</th><th>Ĉ not-attr (set 0)</th><th>N</th>"
-                   f"<th>classifier acc.</th><th>majority class</th></tr>{rows}</table>")
+                   f"<th>classifier acc.</th><th>majority class</th><th>0→1</th><th>1→0</th></tr>{rows}</table>")
     ir = sorted({k.split(".")[1] for k in m if k.startswith("identity-retention.") and k.endswith(".edit") and k.count(".") == 2})
     if ir:
         rows = "".join(f"<tr><td>{a}</td><td class='{'good' if m[f'identity-retention.{a}.edit'] >= 0.95 else 'bad'}'>"
