@@ -127,3 +127,41 @@ def test_edit_success_both_directions_with_a_perfect_and_a_null_editor(faces):
     lo, hi = null["add.ci95"]
     z2, n = 1.959964**2, null["add.n"]
     assert lo == 0.0 and hi == pytest.approx(z2 / (n + z2))  # Wilson's upper bound for 0 of n, by hand
+
+
+def test_swap_fidelity_is_1_for_an_exact_swap_of_true_factors_re_rendered(faces):
+    from factorkit.data import faces as FACES
+    from factorkit.models.base import Code
+
+    x = faces.images_at(np.arange(len(faces)))
+    f, nu = faces.factor_array(), faces.nuisance_array()
+    row_of = {t.numpy().tobytes(): i for i, t in enumerate(x)}
+    reads = {t.numpy().tobytes(): row for t, row in zip(x, f)}  # the judge: true factors of every image drawn
+
+    class Judge:
+        def read(self, imgs):
+            return torch.as_tensor(np.stack([reads[t.numpy().tobytes()] for t in imgs]))
+
+    class ExactSwap:  # code = the true factors, one piece per factor; decoding = the renderer
+        slices = {f"chunk{j}": slice(j, j + 1) for j in range(f.shape[1])}
+
+        def encode(self, imgs):
+            return Code(torch.as_tensor(f[[row_of[t.numpy().tobytes()] for t in imgs]]), self.slices)
+
+        def swap(self, a, b, chunks):
+            ia, ib = ([row_of[t.numpy().tobytes()] for t in imgs] for imgs in (a, b))
+            mixed = f[ib].copy()
+            for c in chunks:
+                j = int(str(c).removeprefix("chunk"))
+                mixed[:, j] = f[ia, j]
+            out = FACES.render(mixed, nu[ib])
+            reads.update({t.numpy().tobytes(): row for t, row in zip(out, mixed)})
+            return out
+
+    res = E.swap_fidelity(ExactSwap(), faces, Judge(), max_pairs=200)
+    names = [fac.name for fac in faces.info.factors]
+    fid = res["_fidelity"]
+    np.testing.assert_array_equal(np.diag(fid), np.ones(len(names)))  # each factor moves with its own piece …
+    assert np.nansum(fid) == len(names)  # … and with no other
+    assert res["carried"] == len(names) and res["moves_with"]["chunk2"] == ["hair_colour"]
+    assert all(res[f"{n}.fidelity"] == 1.0 and res[f"{n}.piece"] == f"chunk{j}" for j, n in enumerate(names))

@@ -227,3 +227,37 @@ def chance_agreement(factors: np.ndarray) -> float:
         p = np.bincount(np.unique(factors[:, j], return_inverse=True)[1].reshape(-1)) / len(factors)
         rates.append(float(np.sum(p * p)))
     return float(np.mean(rates)) if rates else float("nan")
+
+
+@torch.no_grad()
+def swap_fidelity(model, test_dataset, judge, max_pairs: int | None = 500, seed: int = 0, threshold: float = 0.8) -> dict:
+    """Issue 16 §1, for models that swap: for each piece c, ``swap(a, b, chunks=[c])`` (piece c
+    from a, the rest from b) is read by the judge; a factor's fidelity to c is how often its
+    reading equals the judge's reading of a, over pairs where a and b read differently. Per
+    piece, the factors that move with it (fidelity ≥ ``threshold``) — the measured best-chunk
+    table — and ``carried``: how many factors one piece carries at that fidelity."""
+    info = test_dataset.info
+    names = [f.name for f in info.factors]
+    rng = np.random.default_rng(seed)
+    n = min(len(test_dataset) // 2, max_pairs or len(test_dataset) // 2)
+    perm = rng.permutation(len(test_dataset))
+    xa, xb = _images(test_dataset, np.sort(perm[:n])), _images(test_dataset, np.sort(perm[n : 2 * n]))
+    ra, rb = judge.read(xa), judge.read(xb)
+    differ = ra != rb
+    pieces = list(model.encode(xa[:1]).slices)
+    fidelity = np.full((len(pieces), len(names)), np.nan)
+    for c, piece in enumerate(pieces):
+        swapped = torch.cat([model.swap(xa[i : i + 256], xb[i : i + 256], chunks=[piece]).cpu() for i in range(0, n, 256)])
+        rs = judge.read(swapped.clamp(0, 1))
+        for j in range(len(names)):
+            d = differ[:, j]
+            if d.any():
+                fidelity[c, j] = float((rs[d, j] == ra[d, j]).float().mean())
+    out: dict = {"pairs": n, "_fidelity": fidelity, "pieces": pieces, "factors": names}
+    best = np.nanmax(np.where(np.isnan(fidelity), -1, fidelity), axis=0)
+    for j, f in enumerate(names):
+        out[f"{f}.fidelity"] = float(best[j])
+        out[f"{f}.piece"] = pieces[int(np.nanargmax(np.where(np.isnan(fidelity[:, j]), -1, fidelity[:, j])))]
+    out["moves_with"] = {p: [names[j] for j in range(len(names)) if fidelity[c, j] >= threshold] for c, p in enumerate(pieces)}
+    out["carried"] = int(sum(best >= threshold))
+    return out

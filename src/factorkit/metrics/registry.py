@@ -41,6 +41,7 @@ NEEDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "binary-attributes": (lambda model, info: bool(info.attributes) and info.attribute_kind == "binary",
                           "its attributes are classes (one-hot), not binary attributes to set to an intensity"),
     "edit": (lambda model, info: model.supports("edit"), None),  # reason names the model's operations
+    "swap": (lambda model, info: model.supports("swap"), None),
     "counterfactual": (lambda model, info: bool(info.has_counterfactual),
                        "the dataset has no counterfactual renders (only faces does)"),
 }
@@ -75,7 +76,7 @@ class MetricSpec:
         for need in self.needs:
             test, reason = NEEDS[need]
             if not test(model, info):
-                return reason or f"the model cannot edit (it supports {', '.join(sorted(model.operations))})"
+                return reason or f"the model cannot {need} (it supports {', '.join(sorted(model.operations))})"
         return None
 
 
@@ -139,6 +140,11 @@ def _identity_retention(ctx, p):
         ctx.record(f"identity-retention.{a}", lambda a=a: E.identity_retention(ctx.model, ctx.dataset, a, judge,
                                                                             max_images=ctx.settings.image_rows,
                                                                             seed=ctx.settings.seed, **p))
+
+
+def _swap_fidelity(ctx, p):
+    judge, _ = ctx.classifier()
+    return E.swap_fidelity(ctx.model, ctx.dataset, judge, seed=ctx.settings.seed, **p)
 
 
 def _edit_intensity(ctx, p):
@@ -214,6 +220,9 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
                per_attribute=True, description="edited attribute read by the independent classifier"),
     MetricSpec("identity-retention", "editing", ("edit", "attributes", "factors"), _identity_retention, {}, "chance",
                per_attribute=True, description="the judge reads every other factor of an edit unchanged (issue 16)"),
+    MetricSpec("swap-fidelity", "editing", ("swap", "factors"), _swap_fidelity, {"max_pairs": 500, "threshold": 0.8}, "none",
+               limits={"max_pairs": Range(min=1), "threshold": Range(min=0, max=1)},
+               description="which factors move with each swapped piece, read by the judge (issue 16)"),
     MetricSpec("edit-intensity", "editing", ("edit", "binary-attributes"), _edit_intensity,
                {"values": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0), "repeats": 5, "max_train": 4000,
                 "max_test": 1000, "C": 1e-4}, "majority",
