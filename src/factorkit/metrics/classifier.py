@@ -36,19 +36,20 @@ class Recipe:
     batch_size: int = 64
     lr: float = 2e-4
     seed: int = 0
+    first_stride: int = 2  # 1 keeps full resolution in the first layer (fine features: nose, eyes)
 
 
 class Judge(nn.Module):
     """Logits for every factor (softmax over its values) and every attribute that is not a factor."""
 
     def __init__(self, channels: int, size: int, factor_sizes: tuple[int, ...], attribute_map: tuple[tuple[int, int], ...],
-                 num_extra_attributes: int, width: int = 16) -> None:
+                 num_extra_attributes: int, width: int = 16, first_stride: int = 2) -> None:
         super().__init__()
         layers, c_in, s = [], channels, size
         for i in range(4):
-            c = width * 2**i
-            layers += [nn.Conv2d(c_in, c, 5, 2, 2), nn.ReLU()]
-            c_in, s = c, (s + 1) // 2
+            c, stride = width * 2**i, first_stride if i == 0 else 2
+            layers += [nn.Conv2d(c_in, c, 5, stride, 2), nn.ReLU()]
+            c_in, s = c, (s + stride - 1) // stride
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.factor_sizes = tuple(int(k) for k in factor_sizes)
         # attribute k is read from factor j's value 1 (attribute_map[k] = (0, j)) or from extra sigmoid i ((1, i))
@@ -56,7 +57,7 @@ class Judge(nn.Module):
         self.head = nn.Linear(c_in * s * s, sum(self.factor_sizes) + num_extra_attributes)
 
     @classmethod
-    def for_info(cls, info, width: int = 16) -> "Judge":
+    def for_info(cls, info, width: int = 16, first_stride: int = 2) -> "Judge":
         names = [f.name for f in info.factors]
         amap, extra = [], 0
         for a in info.attributes:
@@ -65,7 +66,7 @@ class Judge(nn.Module):
             else:
                 amap.append((1, extra))
                 extra += 1
-        return cls(info.channels, info.size, tuple(f.size for f in info.factors), tuple(amap), extra, width)
+        return cls(info.channels, info.size, tuple(f.size for f in info.factors), tuple(amap), extra, width, first_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, Σ factor sizes + extra attributes) for images in [0, 1]."""
@@ -122,7 +123,7 @@ def train_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe(), pro
     info = train_dataset.info
     gen = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
-    judge = Judge.for_info(info, recipe.width)
+    judge = Judge.for_info(info, recipe.width, recipe.first_stride)
     opt = torch.optim.Adam(judge.parameters(), lr=recipe.lr)
     n = len(train_dataset)
     judge.train()
@@ -161,7 +162,7 @@ def evaluation_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe()
     info = train_dataset.info
     key = _key(train_dataset, recipe)
     weights, meta = cache_root() / f"{key}.safetensors", cache_root() / f"{key}.json"
-    judge = Judge.for_info(info, recipe.width)
+    judge = Judge.for_info(info, recipe.width, recipe.first_stride)
     if cache and weights.is_file() and meta.is_file():
         judge.load_state_dict(load(weights.read_bytes()))
         judge.eval()
