@@ -25,7 +25,8 @@ def main() -> None:
         train, test = fk.data.load(name, "train"), fk.data.load(name, "test")
         t = time.perf_counter()
         _, report = train_classifier(train, test, Recipe(steps=a.steps, width=a.width, first_stride=a.first_stride))
-        print(f"\n{name}: width {a.width}, first stride {a.first_stride}, {a.steps} steps, {time.perf_counter() - t:.0f} s, {report['test_images']} test images")
+        print(f"\n{name}: width {a.width}, first stride {a.first_stride}, {a.steps} steps, "
+              f"{time.perf_counter() - t:.0f} s, {report['test_images']} test images")
         print("| factor | accuracy | majority |\n|---|---|---|")
         for f, acc in report["factor_accuracy"].items():
             print(f"| {f} | {acc:.4f} | {report['factor_majority'][f]:.4f} |")
