@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write_text, user_cache_dir
+from . import editing as E
 
 VERSION = 1
 _SALT = 0xF1004  # the Gaussian codes' stream is independent of every other seeded draw
@@ -154,15 +155,13 @@ def edit_floors(ctx, spec, results: dict[str, float]) -> tuple[dict[str, float],
                     out[key] = results[base]
         return out, "reconstruction"
     if spec.name == "identity-retention":
-        from .editing import chance_agreement
-
         factors = ctx.dataset.factor_array()
         names = [f.name for f in ctx.info.factors]
         for a in ctx.attributes():
             key = f"identity-retention.{a}.edit"
             if key in results:
                 keep = [j for j, f in enumerate(names) if f != ctx.info.attributes[ctx.info.attribute_index(a)]]
-                out[key] = chance_agreement(factors[:, keep])
+                out[key] = E.chance_agreement(factors[:, keep])
         return out, "chance"
     attrs = ctx.dataset.attribute_array()
     # binary: the majority-class rate; classes (an edit makes an image of another class this one):
