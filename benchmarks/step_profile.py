@@ -1,0 +1,74 @@
+"""Where a fast-preset training step's time goes on this machine (issue 16 §4, the "before").
+
+For mddae and mixing on faces (fast preset, batch 32): the time to render one batch of training
+faces, and one optimisation step of the model on a fixed batch (forward, backward, Adam), with 1
+and 2 torch threads and with channels_last. Each is the median over ``--repeats`` after 3 warm-up
+steps, one configuration at a time.
+
+    python benchmarks/step_profile.py --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import factorkit as fk
+from factorkit.train.distributed import Dist
+from factorkit.train.trainer import Players
+
+
+def median_time(fn, repeats: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    a = p.parse_args()
+    ds = fk.data.load("faces", "train")
+    rng = np.random.default_rng(0)
+    rows = lambda: np.sort(rng.choice(len(ds), a.batch_size, replace=False))  # noqa: E731
+    print("| what | threads | channels_last | ms per step | steps/s |\n|---|---|---|---|---|")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        ms = median_time(lambda: ds.get_batch(rows()), a.repeats) * 1000
+        print(f"| render a batch of {a.batch_size} faces | {threads} | — | {ms:.1f} | — |", flush=True)
+    batch = ds.get_batch(rows())
+    for name in ("mddae", "mixing"):
+        for threads in (1, 2):
+            for cl in (False, True):
+                torch.set_num_threads(threads)
+                torch.manual_seed(0)
+                model = fk.models.build(name, ds, preset="fast")
+                model.train()
+                b = dict(batch)
+                if cl:
+                    model = model.to(memory_format=torch.channels_last)
+                    b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
+                opts = model.configure_optimizers()
+                players = Players(opts, {n: None for n in opts}, Dist(), lambda: b)
+                state = {"step": 0}
+
+                def step():
+                    model.train_step(b, state["step"], players)
+                    state["step"] += 1
+
+                ms = median_time(step, a.repeats) * 1000
+                print(f"| {name} step (fast preset) | {threads} | {'yes' if cl else 'no'} | {ms:.1f} | {1000 / ms:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
