@@ -112,12 +112,12 @@ def random_code_floor(ctx, spec, params: dict, cache: bool = True) -> dict[str, 
     """The registry metric ``spec`` on Gaussian codes of the run's code shape, same rows."""
     if spec.group == "interventional":
         return _interventional_floor(ctx, spec, params, cache)
-    fake = _RandomCodes(ctx)
     chunks = ctx.representation_chunks() if spec.name == "nn-map" else None
     ident = {**_ident(ctx, spec, params), "shape": [list(ctx.c_tr.shape), list(ctx.c_te.shape)],
              "labels": _hash(ctx.f_tr, ctx.f_te, ctx.a_tr, ctx.a_te),
              "chunks": {k: [s.start, s.stop] for k, s in chunks.items()} if chunks else None}
-    return _cached(ident, lambda: scores(spec.name, spec.run(fake, params), spec.prefixed), cache)
+    # the Gaussian codes are drawn only when the cache has no entry
+    return _cached(ident, lambda: scores(spec.name, spec.run(_RandomCodes(ctx), params), spec.prefixed), cache)
 
 
 def _interventional_floor(ctx, spec, params: dict, cache: bool) -> dict[str, float]:
@@ -128,11 +128,10 @@ def _interventional_floor(ctx, spec, params: dict, cache: bool) -> dict[str, flo
     num_factors = len(info.factors) if info.has_generator else len(info.attributes)
     gen = np.random.default_rng([ctx.settings.seed, _SALT, 2])
     fn = F.higgins if spec.name == "higgins" else F.factorvae
-    p = {k: v for k, v in params.items()}
 
     def compute():
         value = fn(None, lambda x: gen.standard_normal((len(x), dim)), sampler=_NoImages(num_factors),
-                   seed=ctx.settings.seed, **p)
+                   seed=ctx.settings.seed, **params)
         return scores(spec.name, value, spec.prefixed)
 
     return _cached({**_ident(ctx, spec, params), "dim": dim, "num_factors": num_factors}, compute, cache)

@@ -16,7 +16,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ..nn.similarity import WANG_BETAS, ms_ssim, ms_ssim_setup, ssim_and_cs
 
-__all__ = ["IMAGE_METRICS", "WANG_BETAS", "ms_ssim", "ms_ssim_setup", "per_image", "ssim", "ssim_and_cs", "summarize"]
+__all__ = ["IMAGE_METRICS", "WANG_BETAS", "ms_ssim", "ms_ssim_setup", "per_image", "psnr", "ssim", "ssim_and_cs", "summarize"]
 
 Tensor = torch.Tensor
 
@@ -30,8 +30,16 @@ def per_image(x: Tensor, y: Tensor) -> dict[str, Tensor]:
     x, y = x.float().clamp(0, 1), y.float().clamp(0, 1)
     mse = ((x - y) ** 2).flatten(1).mean(1)
     rmse = mse.sqrt()
-    psnr = 20 * torch.log10(1.0 / rmse.clamp(min=1e-10))
-    return {"mse": mse, "rmse": rmse, "psnr": psnr, "ssim": ssim(y, x), "ms-ssim": ms_ssim(y, x)}
+    return {"mse": mse, "rmse": rmse, "psnr": _psnr(rmse), "ssim": ssim(y, x), "ms-ssim": ms_ssim(y, x)}
+
+
+def _psnr(rmse: Tensor) -> Tensor:
+    return 20 * torch.log10(1.0 / rmse.clamp(min=1e-10))
+
+
+def psnr(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image PSNR in dB of ``y`` against ``x`` (both clamped to [0, 1]): 20·log10(1/rmse)."""
+    return _psnr(((x.float().clamp(0, 1) - y.float().clamp(0, 1)) ** 2).flatten(1).mean(1).sqrt())
 
 
 IMAGE_METRICS = ("mse", "rmse", "psnr", "ssim", "ms-ssim")
