@@ -102,3 +102,42 @@ def test_feature_window_holds_every_feature_pixel():
     nuisance[:, 1] = np.where(np.arange(n) % 4 < 2, 2.5, -2.5)
     rows = torch.cat([torch.from_numpy(np.concatenate([identity, attrs], 1)).float(), torch.from_numpy(nuisance)], 1)
     torch.testing.assert_close(F._render(rows, windowed=True), F._render(rows, windowed=False), rtol=0, atol=0)
+
+
+def test_prerendered_cache_equals_live_renders_and_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTORKIT_CACHE", str(tmp_path))
+    live = fk.data.load("faces", "train", size=300)
+    stale = tmp_path / "renders" / "faces-s0-n300-c0.5-t0.1-train-0123456789abcdef.u8"  # an older renderer's
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    rows = np.array([17, 3, 250, 3])  # any order, repeats allowed
+    want = live.get_batch(rows)["image"]
+    assert not live.prerender(build=False)  # no cache yet: stays live
+    assert live.prerender()
+    got = live.get_batch(rows)
+    assert got["image"].dtype == torch.float32 and (got["image"] - want).abs().max() <= 1 / 510 + 1e-6
+    assert torch.equal(got["factors"], live.get_batch(rows)["factors"])
+    files = list((tmp_path / "renders").glob("*.u8"))
+    assert not stale.exists() and len(files) == 1 and files[0].stat().st_size == len(live) * 3 * 64 * 64
+    # a second dataset with the same options reads the file; other options or split get their own
+    calls = []
+    monkeypatch.setattr(F, "render", lambda *a: calls.append(1) or F.torch.zeros(len(a[0]), 3, 64, 64))
+    again = fk.data.load("faces", "train", size=300)
+    assert again.prerender(build=False) and not calls
+    assert torch.equal(again.get_batch(rows)["image"], got["image"])
+    fk.data.load("faces", "test", size=300).prerender()
+    fk.data.load("faces", "train", size=300, seed=1).prerender()
+    assert len(list((tmp_path / "renders").glob("*.u8"))) == 3
+
+
+def test_trainer_prerenders_only_when_the_run_draws_the_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTORKIT_CACHE", str(tmp_path / "cache"))
+    ds = fk.data.load("faces", "train", size=200)
+    model = fk.models.build("ae", ds, latent_dim=4)
+    fk.train(model, ds, steps=2, batch_size=8, out=tmp_path / "short", num_workers=0, progress=False)
+    assert ds._images is None  # 16 draws < 180 images: rendered live
+    fk.train(model, ds, steps=30, batch_size=8, out=tmp_path / "long", num_workers=0, progress=False)
+    assert ds._images is not None and len(list((tmp_path / "cache" / "renders").glob("*.u8"))) == 1
+    ds2 = fk.data.load("faces", "train", size=200)
+    fk.train(model, ds2, steps=30, batch_size=8, out=tmp_path / "off", num_workers=0, prerender=False, progress=False)
+    assert ds2._images is None

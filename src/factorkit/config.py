@@ -86,6 +86,10 @@ class TrainConfig:
     log_every: positive() = 10  # steps between log.jsonl / TensorBoard scalar records
     image_every: nonnegative() = 500  # steps between TensorBoard image grids (0 = never)
     num_workers: nonnegative() = 2  # DataLoader worker processes (0 = load in the main process)
+    # read a procedural dataset that supports it (faces) from a uint8 cache of its renders, built
+    # before step 0 when the run draws ≥ the split's size in images; a batch is then a lookup, not a
+    # render (docs/results.md §10). Images differ from live renders by uint8 rounding only
+    prerender: bool = True
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,6 +103,12 @@ class FactorDataset(Dataset):
         """Images and labels for split-local ``indices`` (1-D int array)."""
         raise NotImplementedError
 
+    def prerender(self, build: bool = True) -> bool:
+        """Procedural datasets that can render every image once into a uint8 cache read their
+        batches from it (``build``: render it if missing) and return True; the rest return False
+        (their batches are already lookups or decodes)."""
+        return False
+
     # torch's DataLoader calls __getitems__ with a list of indices when it exists
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)

@@ -92,3 +92,48 @@ def require_file(path: Path, layout: str) -> Path:
     if not path.is_file():
         raise UsageError(f"missing file {path}; expected layout: {layout}")
     return path
+
+
+def source_fingerprint(*modules: object) -> str:
+    """A short hash of the source files of ``modules``: a cache keyed by it is rebuilt whenever the
+    code that produced it changes, with no version number to forget to bump."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())  # type: ignore[attr-defined]
+    return digest.hexdigest()[:16]
+
+
+def rendered_images(key: str, n: int, shape: tuple[int, int, int], render: Callable[[np.ndarray], np.ndarray],
+                    chunk: int = 256, build: bool = True, replaces: str | None = None) -> np.ndarray | None:
+    """Memory-mapped uint8 array (N, C, H, W) of ``render(rows)`` for rows 0 … n−1, rendered once
+    into ``$FACTORKIT_CACHE/renders/KEY.u8`` and reused by every later run (written atomically, as
+    above). ``render`` maps an index array to uint8 images; ``key`` must name everything the images
+    depend on (dataset options, split, renderer source). ``build=False``: None unless it exists.
+    ``replaces``: a glob of older versions of this cache (another renderer source), deleted once
+    the new one is written, so edits of the renderer do not pile up copies."""
+    from ..files import user_cache_dir
+
+    full_shape = (n,) + tuple(shape)
+    directory = user_cache_dir("renders")
+    data_path = directory / f"{key}.u8"
+    if data_path.is_file() and data_path.stat().st_size == int(np.prod(full_shape)):
+        return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape)
+    if not build:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = data_path.with_suffix(f".u8.tmp{os.getpid()}")
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=full_shape)
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            out[rows[0] : rows[-1] + 1] = render(rows)
+        out.flush()
+        del out
+        os.replace(tmp, data_path)
+        for old in directory.glob(replaces) if replaces else ():
+            if old != data_path and old.suffix == ".u8":
+                old.unlink(missing_ok=True)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape)

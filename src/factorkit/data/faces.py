@@ -18,6 +18,7 @@ nuisance included, identical.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 
 from . import render as R
 from .base import DatasetInfo, Factor, FactorDataset, check_split
+from .cache import rendered_images, source_fingerprint
 
 SIZE = 64
 
@@ -284,14 +286,34 @@ class Faces(FactorDataset):
         self.rows = np.flatnonzero(rows)
         self._factors = np.concatenate([identity, attrs], axis=1)[self.rows]
         self._nuisance = nuisance[self.rows]
+        self._images: np.ndarray | None = None  # uint8 (N, 3, H, W) once prerender() ran
+
+    def prerender(self, build: bool = True) -> bool:
+        """Read batches from a uint8 cache of every image of this split (``$FACTORKIT_CACHE/renders``,
+        keyed by the options, the split and the renderer's source) instead of rendering them: a
+        batch is then an array lookup. ``build``: render the cache if it does not exist yet (else
+        use it only when it does). The images differ from live renders by uint8 rounding only
+        (≤ 1/510 per pixel). Returns whether batches now come from the cache."""
+        if self._images is None:
+            o = self.options
+            stem = f"faces-s{o.seed}-n{o.size}-c{o.correlation}-t{o.test_fraction}-{self.split}-"
+            key = stem + source_fingerprint(sys.modules[__name__], R)
+            to_u8 = lambda rows: (render(self._factors[rows], self._nuisance[rows]) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+            self._images = rendered_images(key, len(self), INFO.image_shape, to_u8, build=build,
+                                           replaces=stem + "*.u8")
+        return self._images is not None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def get_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         factors = self._factors[indices]
+        if self._images is not None:
+            image = torch.from_numpy(self._images[indices]).float().div_(255)
+        else:
+            image = render(factors, self._nuisance[indices])
         return {
-            "image": render(factors, self._nuisance[indices]),
+            "image": image,
             "factors": torch.from_numpy(factors),
             "attributes": torch.from_numpy(factors[:, 7:].astype(np.float32)),
             "index": torch.from_numpy(np.asarray(indices, dtype=np.int64)),

@@ -294,6 +294,11 @@ class Trainer:
         """The steps of a run, in order; each is a method below."""
         state = self._prepare(dist)
         self._check_batch(dist.world)
+        if self.config.train.prerender:
+            # render the whole split once only when the run draws at least that many images (else
+            # live renders cost less); an existing cache is used either way
+            tc = self.config.train
+            self.dataset.prerender(build=tc.steps * tc.batch_size * dist.world >= len(self.dataset))
         if self.resume:
             self._resume(state)
         else:
@@ -331,7 +336,7 @@ class Trainer:
         self.model.to(device)
         self.model.train()
         optimizers = self.model.configure_optimizers()
-        schedulers = self.model.configure_schedulers(optimizers)
+        schedulers = self.model.configure_schedulers(optimizers, tc.steps)
         use_scaler = amp_dtype == torch.float16
         scalers = {n: (torch.amp.GradScaler("cuda") if use_scaler else None) for n in optimizers}
         autocast = torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
