@@ -150,3 +150,95 @@ def test_class_edit_swaps_with_the_argmax():
     assert torch.allclose(yy.sum(1), torch.ones(5))
     with pytest.raises(UsageError, match="value=1"):
         model.edit(x, target, 0.0)
+
+
+def test_dcor2_is_dcov2_normalised_and_scale_invariant():
+    from factorkit.nn.dependence import dcor2
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(9, 3, generator=g, dtype=torch.float64), torch.randn(9, 2, generator=g, dtype=torch.float64)
+    la, lb = a.tolist(), b.tolist()
+    want = dcov2_loops(la, lb) / math.sqrt(dcov2_loops(la, la) * dcov2_loops(lb, lb))
+    assert float(dcor2(a, b)) == pytest.approx(want, rel=1e-6)
+    # dCov² shrinks with z's scale (the cheap way out of eq. 14 the paper's γ = 5 takes); dCor² does not
+    assert float(dcov2(a, 0.01 * b)) == pytest.approx(0.01 * float(dcov2(a, b)), rel=1e-6)
+    assert float(dcor2(a, 0.01 * b)) == pytest.approx(float(dcor2(a, b)), rel=1e-6)
+    assert float(dcor2(a, 2 * a + 1)) == pytest.approx(1.0, rel=1e-6)  # a linear copy: fully dependent
+    assert float(dcor2(torch.ones(9, 2), b)) == 0.0
+
+
+def test_dcor_switch_is_the_loss(faces):
+    model = fk.models.build("mddae", faces, decorrelation="dcor")
+    from factorkit.nn.dependence import dcor2
+
+    y, z = torch.rand(16, 7), torch.randn(16, 5)
+    assert float(model.decorrelation_loss(y, z)) == pytest.approx(float(dcor2(y, z)))
+    assert float(model.decorrelation_loss(y, 0.01 * z)) == pytest.approx(float(dcor2(y, z)), rel=1e-5)
+
+
+def dcov2_u_loops(a, b):
+    n = len(a)
+
+    def ucentre(x):
+        D = [[math.dist(x[i], x[j]) for j in range(n)] for i in range(n)]
+        row = [sum(r) for r in D]
+        tot = sum(row)
+        return [[0.0 if i == j else D[i][j] - row[i] / (n - 2) - row[j] / (n - 2) + tot / ((n - 1) * (n - 2))
+                 for j in range(n)] for i in range(n)]
+
+    A, B = ucentre(a), ucentre(b)
+    return sum(A[i][j] * B[i][j] for i in range(n) for j in range(n) if i != j) / (n * (n - 3))
+
+
+def test_dcov2_unbiased_equals_loops_and_has_no_floor_for_independent_batches():
+    from factorkit.nn.dependence import dcov2_unbiased
+
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(8, 3, generator=g, dtype=torch.float64), torch.randn(8, 4, generator=g, dtype=torch.float64)
+    assert float(dcov2_unbiased(a, b)) == pytest.approx(dcov2_u_loops(a.tolist(), b.tolist()), rel=1e-6)
+    # independent batches of 32 (ŷ-like 7-d, z-like 32-d): eq. 14's V-statistic has a floor far above
+    # 0 that shrinks only with z's scale, which is why γ·dCov² collapses z; the U-statistic's mean is 0
+    u = torch.stack([dcov2_unbiased(torch.randn(32, 7, generator=g), torch.randn(32, 32, generator=g)) for _ in range(100)])
+    v = torch.stack([dcov2(torch.randn(32, 7, generator=g), torch.randn(32, 32, generator=g)) for _ in range(100)])
+    assert abs(float(u.mean())) < 3 * float(u.std()) / 10 and float(v.mean()) > 0.5
+    y = torch.randn(32, 2, generator=g)
+    assert float(dcov2_unbiased(y, y ** 2 + 0.1 * torch.randn(32, 2, generator=g))) > 0.05  # dependence still shows
+
+
+def test_departures_from_the_paper_are_switches_off_by_default(faces):
+    c = MddAE.Config()
+    assert (c.decorrelation, c.dec_grad, c.z_norm, c.lr_schedule) == ("dcov", "both", False, "constant")
+    for preset in MddAE.presets(faces.info).values():
+        assert not {"model.dec_grad", "model.z_norm", "model.lr_schedule"} & set(preset)
+        assert preset.get("model.decorrelation", "dcov") == "dcov"
+
+
+def test_dec_grad_z_detaches_y_hat_and_z_norm_standardises_z(faces):
+    y = torch.rand(16, 7, requires_grad=True)
+    z = torch.randn(16, 5, requires_grad=True)
+    for dec_grad, y_moves in (("both", True), ("z", False)):
+        model = fk.models.build("mddae", faces, dec_grad=dec_grad, decorrelation="dcov-u")
+        y.grad = z.grad = None
+        model.decorrelation_loss(y, z).backward()
+        assert (y.grad is not None and float(y.grad.abs().sum()) > 0) == y_moves
+        assert float(z.grad.abs().sum()) > 0
+    model = tiny("mddae", faces, z_norm=True)
+    model.train()
+    _, z, _ = model._split(model.encoder(faces.images_at(np.arange(32))))
+    assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-5)
+    assert torch.allclose(z.var(0, unbiased=False), torch.ones(z.shape[1]), atol=1e-3)
+    assert "z_bn.running_var" in model.state_dict()  # test-time statistics travel with the weights
+
+
+def test_cosine_schedule_ends_at_zero(faces):
+    model = tiny("mddae", faces, lr_schedule="cosine", lr=1e-3)
+    opts = model.configure_optimizers()
+    sched = model.configure_schedulers(opts, 10)["autoencoder"]
+    lrs = []
+    for _ in range(10):
+        lrs.append(opts["autoencoder"].param_groups[0]["lr"])
+        opts["autoencoder"].step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-3) and lrs[5] == pytest.approx(5e-4)
+    assert opts["autoencoder"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert tiny("mddae", faces).configure_schedulers(opts, 10) == {}

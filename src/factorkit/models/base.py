@@ -86,7 +86,9 @@ class Model(nn.Module):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def configure_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+    def configure_schedulers(self, optimizers: dict[str, torch.optim.Optimizer], steps: int) -> dict[str, Any]:
+        """Learning-rate schedulers by player, stepped once per training step; ``steps`` is the
+        run's ``train.steps`` (for schedules that end with the run)."""
         return {}
 
     def train_step(self, batch: dict[str, Tensor], step: int, opt: Any) -> dict[str, Tensor]:

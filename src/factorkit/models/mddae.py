@@ -7,6 +7,7 @@ Decorrelation Regularization") and its ablations — one model, switches, no cop
     L_rec = L_mse + α · ½(1 − MS-SSIM(x, x̂))                                 (eqs. 2, 6, 7)
     L_dis = BCE averaged over attributes (eq. 9) | cross-entropy over classes (eq. 8)
     L_dec = dCov²(Ŷ, Z) (eq. 14) | XCov(Ŷ, Z) (eq. 15) | 0
+            | dCor²(Ŷ, Z) (not in the paper: the scale-invariant form, ``decorrelation=dcor``)
 
 Registry names (methods.md §5.7) and their switches:
 
@@ -32,6 +33,7 @@ the other ŷ entries from the encoder; for classes, swap ŷ's target entry with 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +44,7 @@ from torch import nn
 from ..config import fraction, nonnegative, positive
 from ..errors import UsageError
 from ..nn.blocks import conv_stack, deconv_stack, linear_block
-from ..nn.dependence import dcov2, xcov
+from ..nn.dependence import dcor2, dcov2, dcov2_unbiased, xcov
 from ..nn.similarity import ms_ssim
 from .base import Code, Model
 from .registry import register
@@ -104,7 +106,14 @@ class MddAE(Model):
     @dataclass
     class Config:
         decoder_input: Literal["soft", "label", "none"] = "soft"  # mddAE ŷ | disAE y | AE: z only
-        decorrelation: Literal["dcov", "xcov", "none"] = "dcov"  # eq. 14 | eq. 15 | none
+        # eq. 14 | eq. 15 | not the paper: dCor² (scale-invariant), dCov² unbiased (U-statistic) | none
+        decorrelation: Literal["dcov", "xcov", "dcor", "dcov-u", "none"] = "dcov"
+        # which encoder outputs eq. 1's γ L_dec pushes: "both" ŷ and z (the paper), or "z" alone, with
+        # ŷ detached so only BCE shapes ŷ (not the paper; docs/results.md §10 says why)
+        dec_grad: Literal["both", "z"] = "both"
+        # standardise z over the batch (BatchNorm1d, no affine; running statistics at test time)
+        # before the decoder and L_dec, so z cannot escape eq. 14 by shrinking (not the paper)
+        z_norm: bool = False
         ms_ssim: bool = True  # the α term of eq. 7 (paper: CelebA only)
         alpha: nonnegative(float) = 1.0  # MS-SSIM weight, eq. 7 (§4: α = 1)
         beta: nonnegative(float) = 1.0  # discriminative weight, eq. 1 (§4: β = 1)
@@ -114,6 +123,7 @@ class MddAE(Model):
         fc: tuple[int, ...] = (4000, 2000)  # encoder FC widths (decoder mirrors)
         dropout: fraction() = 0.5
         lr: positive(float) = 1e-4  # Adam (§4)
+        lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (§4) | cosine decay to 0 over train.steps (not the paper)
         beta1: float = 0.5
         beta2: float = 0.999
 
@@ -126,6 +136,7 @@ class MddAE(Model):
         self.z_width = c.z_dim + (self.n_attr if c.decoder_input == "none" else 0)
         self.encoder = Encoder(info.channels, info.size, tuple(c.conv), tuple(c.fc), c.dropout, self.y_dim + self.z_width)
         self.decoder = Decoder(self.y_dim + self.z_width, info.channels, info.size, tuple(c.conv), tuple(c.fc))
+        self.z_bn = nn.BatchNorm1d(self.z_width, affine=False) if c.z_norm else nn.Identity()
 
     # --- configuration ---------------------------------------------------------------------
     @classmethod
@@ -164,8 +175,8 @@ class MddAE(Model):
     def _split(self, h: Tensor) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Encoder output → (logits a, z, ŷ)."""
         if self.y_dim == 0:
-            return None, h, None
-        a, z = h[:, : self.y_dim], h[:, self.y_dim :]
+            return None, self.z_bn(h), None
+        a, z = h[:, : self.y_dim], self.z_bn(h[:, self.y_dim :])
         y_hat = torch.softmax(a, 1) if self.classes else torch.sigmoid(a)  # eq. 4 / eq. 5
         return a, z, y_hat
 
@@ -194,7 +205,9 @@ class MddAE(Model):
         if kind == "none" or y_hat is None:
             return z.new_zeros(())
         with torch.autocast(device_type=z.device.type, enabled=False):
-            return dcov2(y_hat.float(), z.float()) if kind == "dcov" else xcov(y_hat.float(), z.float())  # eq. 14 / 15
+            measure = {"dcov": dcov2, "xcov": xcov, "dcor": dcor2, "dcov-u": dcov2_unbiased}[kind]
+            y = y_hat.detach() if self.config.dec_grad == "z" else y_hat
+            return measure(y.float(), z.float())
 
     def train_step(self, batch, step, opt):
         c = self.config
@@ -212,6 +225,12 @@ class MddAE(Model):
     def configure_optimizers(self):
         c = self.config
         return {"autoencoder": torch.optim.Adam(self.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
+
+    def configure_schedulers(self, optimizers, steps):
+        if self.config.lr_schedule == "constant":
+            return {}
+        cosine = lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps))  # noqa: E731
+        return {k: torch.optim.lr_scheduler.LambdaLR(o, cosine) for k, o in optimizers.items()}
 
     # --- user-facing operations ------------------------------------------------------------
     def encode(self, images: Tensor) -> Code:
@@ -299,7 +318,7 @@ def _variant(name: str, paper_note: str, switches: dict[str, Any], ms_ssim_defau
     @dataclass
     class Config(MddAE.Config):
         decoder_input: Literal["soft", "label", "none"] = switches["decoder_input"]
-        decorrelation: Literal["dcov", "xcov", "none"] = switches["decorrelation"]
+        decorrelation: Literal["dcov", "xcov", "dcor", "dcov-u", "none"] = switches["decorrelation"]
         ms_ssim: bool = ms_ssim_default
 
     def presets(klass, info):

@@ -259,7 +259,7 @@ class Mixing(Model):
             opts["discriminator"] = adam(self.discriminator.parameters(), c.d_lr or c.lr)
         return opts
 
-    def configure_schedulers(self, optimizers):
+    def configure_schedulers(self, optimizers, steps):
         every = self.config.lr_decay_every
         return {k: torch.optim.lr_scheduler.StepLR(o, step_size=every, gamma=0.9) for k, o in optimizers.items()}
 
