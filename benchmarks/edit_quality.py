@@ -30,7 +30,8 @@ from factorkit.metrics.evaluate import Settings, evaluate
 
 ROWS: dict[str, tuple[str, str, dict, int]] = {  # name → (model, preset, overrides, steps)
     "demo": (DEMO_MODEL, "fast", {**DEMO_OVERRIDES}, DEMO_STEPS),
-    "mddae-paper": ("mddae", "paper", {}, 300),
+    "mddae-paper": ("mddae", "paper", {}, 100),
+    "mddae": ("mddae", "fast", {}, DEMO_STEPS),  # the paper's switches on the fast network, as long as the demo
     "mddae-xcov": ("mddae-xcov", "fast", {}, DEMO_STEPS),
     "mixing": ("mixing", "fast", {}, 3000),
 }
