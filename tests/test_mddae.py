@@ -228,6 +228,7 @@ def test_dec_grad_z_detaches_y_hat_and_z_norm_standardises_z(faces):
     assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-5)
     assert torch.allclose(z.var(0, unbiased=False), torch.ones(z.shape[1]), atol=1e-3)
     assert "z_bn.running_var" in model.state_dict()  # test-time statistics travel with the weights
+    assert not any(k.startswith("z_bn") for k in tiny("mddae", faces).state_dict())  # off: old runs' weights load
 
 
 def test_cosine_schedule_ends_at_zero(faces):

@@ -136,7 +136,8 @@ class MddAE(Model):
         self.z_width = c.z_dim + (self.n_attr if c.decoder_input == "none" else 0)
         self.encoder = Encoder(info.channels, info.size, tuple(c.conv), tuple(c.fc), c.dropout, self.y_dim + self.z_width)
         self.decoder = Decoder(self.y_dim + self.z_width, info.channels, info.size, tuple(c.conv), tuple(c.fc))
-        self.z_bn = nn.BatchNorm1d(self.z_width, affine=False) if c.z_norm else nn.Identity()
+        # only when on, so models without it keep their modules and state dicts (old runs load)
+        self.z_bn = nn.BatchNorm1d(self.z_width, affine=False) if c.z_norm else None
 
     # --- configuration ---------------------------------------------------------------------
     @classmethod
@@ -174,9 +175,10 @@ class MddAE(Model):
     # --- the losses ------------------------------------------------------------------------
     def _split(self, h: Tensor) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Encoder output → (logits a, z, ŷ)."""
+        norm = self.z_bn if self.z_bn is not None else (lambda t: t)
         if self.y_dim == 0:
-            return None, self.z_bn(h), None
-        a, z = h[:, : self.y_dim], self.z_bn(h[:, self.y_dim :])
+            return None, norm(h), None
+        a, z = h[:, : self.y_dim], norm(h[:, self.y_dim :])
         y_hat = torch.softmax(a, 1) if self.classes else torch.sigmoid(a)  # eq. 4 / eq. 5
         return a, z, y_hat
 
