@@ -108,7 +108,7 @@ def table(name: str, cost: dict, m: dict, attributes) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-edit")
-    p.add_argument("--only", default=",".join(ROWS), help="comma-separated rows of ROWS")
+    p.add_argument("--only", default=None, help="comma-separated rows of ROWS (default: all, or none with --try)")
     p.add_argument("--try", dest="tries", action="append", default=[], help="NAME=MODEL[@PRESET][:k=v,...]")
     p.add_argument("--steps", type=int, default=None, help="override every row's steps")
     p.add_argument("--image-rows", type=int, default=1000)
@@ -116,7 +116,8 @@ def main() -> None:
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = {n: ROWS[n] for n in filter(None, a.only.split(","))} if not a.tries or a.only != ",".join(ROWS) else {}
+    only = a.only if a.only is not None else ("" if a.tries else ",".join(ROWS))
+    rows = {n: ROWS[n] for n in filter(None, only.split(","))}
     rows.update(dict(parse_try(t) for t in a.tries))
     attributes = fk.data.load("faces", "test").info.attributes
     summary = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
