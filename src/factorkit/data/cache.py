@@ -35,6 +35,24 @@ def cache_dir(root: Path) -> Path:
         return out
 
 
+def _write_memmap(path: Path, shape: tuple[int, ...], fill: Callable[[np.memmap], None]) -> np.memmap:
+    """Write a uint8 array of ``shape`` to ``path`` atomically: ``fill`` writes a memory-mapped
+    temp file, which is flushed, fsynced and renamed into place (removed if ``fill`` fails).
+    Returns the finished file, memory-mapped read-only."""
+    tmp = path.with_suffix(f"{path.suffix}.tmp{os.getpid()}")
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+        fill(out)
+        out.flush()
+        del out
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+
 def _decode_chunk(args: tuple[Callable[[Path], np.ndarray], list[str]]) -> np.ndarray:
     fn, paths = args
     return np.stack([fn(Path(p)) for p in paths])
@@ -61,31 +79,28 @@ def decoded_images(
         if tuple(meta["shape"]) == full_shape and data_path.stat().st_size == int(np.prod(full_shape)):
             return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape)
 
-    tmp = data_path.with_suffix(".u8.tmp")
-    out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=full_shape)
     chunk = 512
     jobs = [(decode, [str(p) for p in paths[i : i + chunk]]) for i in range(0, len(paths), chunk)]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    from rich.progress import track
 
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_decode_chunk, jobs)
-            for i, arr in enumerate(track(results, total=len(jobs), description=f"decoding {key}", transient=True)):
+    def fill(out: np.memmap) -> None:
+        from rich.progress import track
+
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                results = pool.map(_decode_chunk, jobs)
+                for i, arr in enumerate(track(results, total=len(jobs), description=f"decoding {key}", transient=True)):
+                    out[i * chunk : i * chunk + len(arr)] = arr
+        else:
+            for i, job in enumerate(jobs):
+                arr = _decode_chunk(job)
                 out[i * chunk : i * chunk + len(arr)] = arr
-    else:
-        for i, job in enumerate(jobs):
-            arr = _decode_chunk(job)
-            out[i * chunk : i * chunk + len(arr)] = arr
-    out.flush()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    del out
-    os.replace(tmp, data_path)
+
+    images = _write_memmap(data_path, full_shape, fill)
     meta_tmp = meta_path.with_suffix(".json.tmp")
     meta_tmp.write_text(json.dumps({"shape": list(full_shape), "files": len(paths)}))
     os.replace(meta_tmp, meta_path)
-    return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape)
+    return images
 
 
 def require_file(path: Path, layout: str) -> Path:
@@ -121,19 +136,13 @@ def rendered_images(key: str, n: int, shape: tuple[int, int, int], render: Calla
     if not build:
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = data_path.with_suffix(f".u8.tmp{os.getpid()}")
-    try:
-        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=full_shape)
+
+    def fill(out: np.memmap) -> None:
         for start in range(0, n, chunk):
-            rows = np.arange(start, min(n, start + chunk))
-            out[rows[0] : rows[-1] + 1] = render(rows)
-        out.flush()
-        del out
-        os.replace(tmp, data_path)
-        for old in directory.glob(replaces) if replaces else ():
-            if old != data_path and old.suffix == ".u8":
-                old.unlink(missing_ok=True)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return np.memmap(data_path, dtype=np.uint8, mode="r", shape=full_shape)
+            out[start : min(n, start + chunk)] = render(np.arange(start, min(n, start + chunk)))
+
+    images = _write_memmap(data_path, full_shape, fill)
+    for old in directory.glob(replaces) if replaces else ():
+        if old != data_path:
+            old.unlink(missing_ok=True)
+    return images
