@@ -12,6 +12,10 @@ same steps, fast preset — then:
 4. training cost per row (wall time and steps/s on this machine).
 
     python benchmarks/mixing_faces.py --steps 1000 --out runs/bench-mixing
+    python benchmarks/mixing_faces.py --datasets shapes2d --steps 600 --rows AE MIX+G MIX+C+G \
+        --set r1_gamma=10 --set lambda_gan=0.1 --out runs/bench-mixing-stab
+
+``--set KEY=VALUE`` applies a model option to every ``mixing`` row (not to ``mixing-ae``).
 
 Results: ``OUT/results.json`` and a markdown summary on stdout (copied into docs/results.md).
 """
@@ -27,24 +31,36 @@ import numpy as np
 import torch
 
 import factorkit as fk
+from factorkit.config import field_types, parse_value
 from factorkit.metrics import attributes as A
 from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.metrics.evaluate import rows as _rows
 from factorkit.metrics.registry import METRICS, attrs_are_factors
-from factorkit.models.mixing import TERMS
+from factorkit.models.mixing import TERMS, Mixing
 from factorkit.viz import grids
 
 ROWS = list(TERMS) + ["mixing-ae"]
 
 
-def train_row(row: str, train, steps: int, out: Path, reuse: bool, seed: int = 0) -> dict:
+def parse_sets(items: list[str]) -> dict:
+    types = field_types(Mixing.Config)
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in types:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        out[key] = parse_value(text, types[key], f"model.{key}")
+    return out
+
+
+def train_row(row: str, train, steps: int, out: Path, reuse: bool, seed: int = 0, overrides: dict | None = None) -> dict:
     done = out / "cost.json"
     if reuse and done.exists():
         return json.loads(done.read_text())
     if row == "mixing-ae":
         model = fk.models.build("mixing-ae", train, seed=seed)
     else:
-        model = fk.models.build("mixing", train, seed=seed, terms=row)
+        model = fk.models.build("mixing", train, seed=seed, terms=row, **(overrides or {}))
     t0 = time.perf_counter()
     fk.train(model, train, steps=steps, out=out, checkpoint_every=steps, image_every=steps, num_workers=1, seed=seed)
     wall = time.perf_counter() - t0
@@ -103,7 +119,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench-mixing"))
     p.add_argument("--figures", type=Path, default=Path("docs/images"))
     p.add_argument("--reuse", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option for every mixing row, e.g. r1_gamma=10")
     a = p.parse_args()
+    overrides = parse_sets(a.set)
     a.out.mkdir(parents=True, exist_ok=True)
     a.figures.mkdir(parents=True, exist_ok=True)
     settings = Settings()
@@ -113,10 +132,11 @@ def main() -> None:
         train, test = fk.data.load(data, "train"), fk.data.load(data, "test")
         steps = a.steps if data == "faces" else (a.shapes_steps or a.steps)
         res = results.setdefault(data, {"steps": steps, "rows": {}})
+        res["overrides"] = overrides
         for row in a.rows:
             run = a.out / f"{data}-{row.replace('+', '_')}"
             print(f"== {data} {row}: {steps} steps", flush=True)
-            cost = train_row(row, train, steps, run, a.reuse)
+            cost = train_row(row, train, steps, run, a.reuse, overrides=overrides)
             model = fk.load(run)
             metrics = ["nn-map"] + (["attr-linear"] if data == "faces" and row in ("MIX+C+G", "mixing-ae", "AE") else [])
             t = time.perf_counter()
@@ -140,7 +160,9 @@ def markdown(results: dict) -> str:
     for data, res in results.items():
         names = res["labels"]
         order = ["Random"] + [r for r in ROWS if r in res["rows"]]
-        out += [f"### nn-map on {data} ({res['steps']} steps per row; best chunk per label)", "",
+        sets = ", ".join(f"{k}={v}" for k, v in res.get("overrides", {}).items())
+        out += [f"### nn-map on {data} ({res['steps']} steps per row; best chunk per label)"
+                + (f"; mixing rows with {sets}" if sets else ""), "",
                 "| row | " + " | ".join(names) + " | avg | steps/s | wall |", "|---|" + "---|" * (len(names) + 3)]
         for row in order:
             e = res["rows"][row]

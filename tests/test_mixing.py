@@ -272,3 +272,75 @@ def test_discriminator_step_minimises_the_d_side_of_eq_2(faces):
     expected = -torch.log(torch.sigmoid(real)).mean() - torch.log(1 - torch.sigmoid(fake)).mean()
     torch.testing.assert_close(seen["discriminator"], model.w["gan"] * expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(adv.d_loss(real, fake), expected, rtol=1e-5, atol=1e-6)
+
+
+class _LinearD(torch.nn.Module):
+    """D(x) = w·x + b: ∇ₓD = w for every image, so R1 = (γ/2)·‖w‖² by hand."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(*shape) * 0.01)
+        self.b = torch.nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return (x * self.w).flatten(1).sum(1, keepdim=True) + self.b
+
+
+class _Spy:
+    def __init__(self):
+        self.losses = {}
+
+    def step(self, name, loss):
+        self.losses[name] = loss.detach()
+
+
+def test_r1_penalty_is_gamma_half_squared_input_gradient_and_enters_d_loss(faces):
+    batch = faces.get_batch(np.arange(6))
+    model = build(faces, r1_gamma=4.0).eval()
+    model.discriminator = _LinearD(batch["image"].shape[1:])
+    spy = _Spy()
+    torch.manual_seed(1)
+    out = model.discriminator_step(batch, spy)
+    by_hand = 0.5 * 4.0 * float((model.discriminator.w.detach() ** 2).sum())
+    assert float(out["r1"]) == pytest.approx(by_hand, rel=1e-5)
+    assert float(spy.losses["discriminator"]) == pytest.approx(model.w["gan"] * (float(out["discriminator"]) + by_hand), rel=1e-5)
+    off = build(faces).eval()
+    off.discriminator = model.discriminator
+    assert "r1" not in off.discriminator_step(batch, _Spy())
+
+
+def test_instance_noise_reaches_every_discriminator_input_and_anneals(faces):
+    batch = faces.get_batch(np.arange(6))
+    x1 = images_to_signed(batch["image"])
+    model = build(faces, instance_noise=0.5, instance_noise_steps=100).eval()
+    model.discriminator = _LinearD(x1.shape[1:])
+    model.discriminator_step(batch, _Spy())
+    real_seen = model.discriminator.seen[0]
+    assert float((real_seen - x1).std()) == pytest.approx(0.5, rel=0.05)
+    assert model.noise_sigma(0) == 0.5 and model.noise_sigma(50) == pytest.approx(0.25) and model.noise_sigma(200) == 0.0
+    model._sigma = 0.0  # as train_step sets it once the anneal has ended
+    model.discriminator.seen.clear()
+    model.discriminator_step(batch, _Spy())
+    assert torch.equal(model.discriminator.seen[0], x1)
+    # the generator's adversarial term sees the mixed images x3 plus the same noise
+    seen = []
+    for sigma in (0.0, 0.5):
+        g = build(faces, instance_noise=0.5).eval()
+        g.discriminator, g._sigma = _LinearD(x1.shape[1:]), sigma
+        opts = g.configure_optimizers()
+        torch.manual_seed(3)
+        g.generator_step(batch, Players(opts, {n: None for n in opts}, Dist(), fetch=None))
+        assert len(g.discriminator.seen) == 1
+        seen.append(g.discriminator.seen[0])
+    assert float((seen[1] - seen[0]).std()) == pytest.approx(0.5, rel=0.05)
+
+
+def test_stabilisers_are_off_by_default_and_in_every_preset(faces):
+    from factorkit.models.mixing import Mixing
+
+    c = Mixing.Config()
+    assert (c.r1_gamma, c.instance_noise, c.instance_noise_steps) == (0.0, 0.0, 0)
+    for preset in Mixing.presets(faces.info).values():
+        assert not {"model.r1_gamma", "model.instance_noise", "model.instance_noise_steps"} & set(preset)

@@ -23,6 +23,16 @@ Switches (methods.md §4.10):
 * ``mask`` — ``per_batch`` (the authors' code: one mask per minibatch) or ``per_sample``.
 * the ``mixing-ae`` baseline: terms ``AE`` and one chunk of the same total size n·d.
 
+Stabilisers of the adversarial term — not in the paper, off in every preset (docs/results.md §10:
+on shapes2d the discriminator separates real from decoded images within 200 steps and the decoder
+collapses):
+
+* ``r1_gamma`` — the R1 penalty (γ/2)·E‖∇ₓD(x)‖² on real images (Mescheder et al. 2018, eq. 9),
+  added to D's loss;
+* ``instance_noise`` — σ of Gaussian noise added to every image the discriminator sees, real and
+  mixed, in D's and in G's step (Sønderby et al. 2017; Arjovsky & Bottou 2017), annealed linearly
+  to 0 over ``instance_noise_steps`` steps (0: constant).
+
 Images are scaled to [−1, 1] (tanh decoder) as in the authors' code; all losses are means.
 x2 is the batch rolled by one (pairs (x1ᵢ, x1ᵢ₋₁) are independent samples), so one encoder pass
 serves both inputs.
@@ -196,6 +206,9 @@ class Mixing(Model):
         norm: Literal["instance", "batch", "none"] = "instance"  # Enc/Dec normalisation (authors' code: instance)
         d_norm: Literal["batch", "spectral", "none"] = "batch"  # discriminator normalisation (code: batch)
         d_lr: nonnegative(float) = 0.0  # discriminator learning rate (0: same as lr)
+        r1_gamma: nonnegative(float) = 0.0  # R1 penalty on D's real inputs (not in the paper; 0 = off)
+        instance_noise: nonnegative(float) = 0.0  # σ of noise on every D input (not in the paper; 0 = off)
+        instance_noise_steps: nonnegative() = 0  # anneal σ linearly to 0 over this many steps (0: constant)
         single_chunk: bool = False  # the `ae` baseline of Table 2: one chunk of n·d
         lr: positive(float) = 2e-4  # Adam, all players (§4.7)
         beta1: float = 0.5
@@ -291,8 +304,21 @@ class Mixing(Model):
         logits = self.classifier(x1, x2, x3)
         return F.binary_cross_entropy_with_logits(logits, (1 - m).expand_as(logits))
 
+    def noise_sigma(self, step: int) -> float:
+        """σ of the instance noise at ``step`` (linear anneal to 0 over instance_noise_steps)."""
+        c = self.config
+        if not c.instance_noise_steps:
+            return c.instance_noise
+        return c.instance_noise * max(0.0, 1.0 - step / c.instance_noise_steps)
+
+    def d_input(self, x: Tensor) -> Tensor:
+        """What D sees of ``x``: the image itself, or with instance noise of σ = noise_sigma."""
+        sigma = getattr(self, "_sigma", self.config.instance_noise)
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
     # --- the players, in the authors' order (§4.7) ------------------------------------------------
     def train_step(self, batch, step, opt):
+        self._sigma = self.noise_sigma(step)
         losses = self.generator_step(batch, opt)
         if self.w["cls"]:
             losses.update(self.classifier_step(opt.next_batch(), opt))
@@ -317,7 +343,7 @@ class Mixing(Model):
                 losses["mix"] = self.mix_loss(x1, f1, mask, x3)  # eq. 1
                 g = g + w["mix"] * losses["mix"]
             if w["gan"]:
-                losses["gan"] = self.gan_loss(self.discriminator(x3))  # eq. 2
+                losses["gan"] = self.gan_loss(self.discriminator(self.d_input(x3)))  # eq. 2
                 g = g + w["gan"] * losses["gan"]
             if w["cls"]:
                 losses["cls"] = self.classifier_loss(x1, x2, x3, m)  # eq. 3, minimised by Enc, Dec (eq. 4)
@@ -336,13 +362,23 @@ class Mixing(Model):
         return {"classifier": c_loss.detach()}
 
     def discriminator_step(self, batch, opt) -> dict[str, Tensor]:
-        """D minimises λ_G·(the D side of eq. 2) on a fresh batch and mask: real x1, fake x3."""
+        """D minimises λ_G·(the D side of eq. 2) on a fresh batch and mask: real x1, fake x3;
+        plus the R1 penalty on the real images when ``r1_gamma`` > 0."""
         x1 = images_to_signed(batch["image"])
         with torch.no_grad():
             x3 = self.mixed(x1)[4]
-        d_loss = adv.d_loss(self.discriminator(x1), self.discriminator(x3))
+        real = self.d_input(x1)
+        gamma = self.config.r1_gamma
+        if gamma:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminator(real)
+        d_loss = adv.d_loss(real_logits, self.discriminator(self.d_input(x3)))
+        out = {"discriminator": d_loss}
+        if gamma:
+            out["r1"] = adv.r1_penalty(real_logits, real, gamma)
+            d_loss = d_loss + out["r1"]
         opt.step("discriminator", self.w["gan"] * d_loss)
-        return {"discriminator": d_loss.detach()}
+        return {k: v.detach() for k, v in out.items()}
 
     # --- representation and editing --------------------------------------------------------------
     def chunk_names(self) -> list[str]:
