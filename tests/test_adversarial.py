@@ -82,3 +82,12 @@ def test_spectral_norm_switch_bounds_the_largest_singular_value():
     assert torch.linalg.matrix_norm(net[0].weight, 2).item() == pytest.approx(1.0, abs=1e-3)
     adv.spectral_norm(net)  # applying it twice leaves one parametrisation
     assert len(net[0].parametrizations.weight) == 1
+
+
+def test_real_and_fake_losses_by_hand_in_both_reductions():
+    d = torch.tensor([2.0, -1.0, 0.0])
+    sig = torch.sigmoid(d)
+    torch.testing.assert_close(adv.real_loss(d), -sig.log().mean())
+    torch.testing.assert_close(adv.fake_loss(d, reduction="sum"), -(1 - sig).log().sum())
+    torch.testing.assert_close(adv.d_loss(d[:2], d[2:]), adv.real_loss(d[:2]) + adv.fake_loss(d[2:]))
+    torch.testing.assert_close(adv.g_loss(d), adv.real_loss(d))

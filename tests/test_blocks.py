@@ -98,3 +98,11 @@ def test_stacks_and_residual_blocks_shapes():
         block.body[-1].weight.zero_()
         block.body[-1].bias.zero_()
     torch.testing.assert_close(block(h), torch.relu(h))
+
+
+def test_output_padding_doubles_a_k3_transposed_conv_and_is_refused_on_plain_convs():
+    up = B.conv_block(8, 4, 3, 2, 1, transpose=True, output_padding=1)[0]
+    assert up(torch.rand(2, 8, 4, 4)).shape == (2, 4, 8, 8)
+    assert B.conv_block(8, 4, 3, 2, 1, transpose=True)[0](torch.rand(2, 8, 4, 4)).shape == (2, 4, 7, 7)
+    with pytest.raises(ValueError, match="transposed convolutions only"):
+        B.conv_block(8, 4, 3, 2, 1, output_padding=1)

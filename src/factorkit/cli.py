@@ -355,8 +355,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     check_metrics(model, test.info, metrics)  # unknown / inapplicable → one clear line, before any work
     if settings.attributes:
+        editable = model.edit_attributes() if model.supports("edit") else list(test.info.attributes)
         for a in settings.attributes:
-            test.info.attribute_index(a)
+            if test.info.attributes[test.info.attribute_index(a)] not in editable:
+                raise UsageError(f"--attributes {a}: {model.name} edits only {', '.join(editable)}")
     _say(f"evaluating {cfg.model_name} ({run_dir}) on {cfg.data_name}/test")
     record = evaluate(model, test, metrics=metrics, settings=settings, progress=not args.json, out=run_dir / "metrics.json")
     if args.json:

@@ -163,7 +163,16 @@ class Context:
         self.seconds[f"floor.{spec.name}"] = round(time.perf_counter() - t, 2)
 
     def attributes(self) -> list[str]:
-        return list(self.settings.attributes) if self.settings.attributes else list(self.info.attributes)
+        """The attributes edit metrics score: ``settings.attributes``, else every one the model
+        edits (all of the dataset's for a model that edits them all)."""
+        editable = self.model.edit_attributes() if self.model.supports("edit") else list(self.info.attributes)
+        if not self.settings.attributes:
+            return editable
+        for a in self.settings.attributes:
+            name = self.info.attributes[self.info.attribute_index(a)]
+            if name not in editable:
+                raise UsageError(f"attribute {a!r}: {self.model.name} edits only {', '.join(editable)}")
+        return list(self.settings.attributes)
 
     def classifier(self):
         """The evaluation classifier of edit-success (trained once per dataset, then cached)."""

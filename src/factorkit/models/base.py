@@ -145,6 +145,10 @@ class Model(nn.Module):
         """The (N, D) features the metrics score (encoder mean for VAEs)."""
         return self.encode(images).tensor
 
+    def edit_attributes(self) -> list[str]:
+        """The attributes ``edit`` can set: all of the dataset's, unless the model carries fewer."""
+        return list(self.info.attributes)
+
     def edit(self, images: Tensor, attribute: str, value: float, **kwargs: Any) -> Tensor:
         self.require("edit")
         raise NotImplementedError

@@ -1,13 +1,16 @@
 """GAN losses: the one place every adversarial method draws from.
 
 Conventions: a discriminator returns *logits* (non-saturating GAN) or unbounded *scores* (WGAN
-critic), one per image; every loss is a mean over the batch; a player minimises its loss.
+critic), one per image; every loss is a mean over the batch (``real_loss`` / ``fake_loss`` also
+sum, for methods whose code sums); a player minimises its loss.
 
 ========================  =====================================================================
 function                  equation
 ========================  =====================================================================
 ``d_loss``                Goodfellow et al. 2014, eq. 1, D's side as a loss:
-                          −E[log D(x)] − E[log(1 − D(G(z)))]
+                          −E[log D(x)] − E[log(1 − D(G(z)))] = ``real_loss`` + ``fake_loss``
+``real_loss``             −log D(·) ("labelled real"), mean or sum over the batch
+``fake_loss``             −log(1 − D(·)) ("labelled fake"), mean or sum over the batch
 ``g_loss``                Goodfellow et al. 2014, §3 (the non-saturating heuristic): −E[log D(G(z))]
 ``wgan_critic_loss``      Arjovsky et al. 2017, eq. 3 / Alg. 1 line 5, as a loss:
                           E[f(G(z))] − E[f(x)]
@@ -31,6 +34,16 @@ Tensor = torch.Tensor
 
 
 # --- the non-saturating GAN (Goodfellow et al. 2014) -----------------------------------------------
+
+
+def real_loss(logits: Tensor, reduction: str = "mean") -> Tensor:
+    """−log σ(d): the binary cross-entropy of ``logits`` against the label "real" (1)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction=reduction)
+
+
+def fake_loss(logits: Tensor, reduction: str = "mean") -> Tensor:
+    """−log(1 − σ(d)): the binary cross-entropy of ``logits`` against the label "fake" (0)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction=reduction)
 
 
 def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

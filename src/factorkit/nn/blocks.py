@@ -95,10 +95,17 @@ def _finish(core: nn.Module, c_out: int, norm: str | None, act: str | None, orde
 
 def conv_block(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, *,
                norm: str | None = None, act: str | None = None, bias: bool = True, transpose: bool = False,
-               spectral: bool = False, groups: int = 1, order: str = "conv-norm-act") -> list[nn.Module]:
-    """[conv (or transposed conv), norm, activation] as a flat list."""
-    conv_cls = nn.ConvTranspose2d if transpose else nn.Conv2d
-    conv = _spectral(conv_cls(c_in, c_out, kernel, stride, padding, bias=bias, groups=groups), spectral)
+               spectral: bool = False, groups: int = 1, order: str = "conv-norm-act",
+               output_padding: int = 0) -> list[nn.Module]:
+    """[conv (or transposed conv), norm, activation] as a flat list. ``output_padding`` (transposed
+    convs only) adds rows to one side of the output, e.g. k3 s2 p1 op1 doubles the size exactly."""
+    if transpose:
+        conv = nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding, bias=bias, groups=groups)
+    elif output_padding:
+        raise ValueError("output_padding applies to transposed convolutions only")
+    else:
+        conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias, groups=groups)
+    conv = _spectral(conv, spectral)
     return _finish(conv, c_out, norm, act, order, 2)
 
 

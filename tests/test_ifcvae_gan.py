@@ -1,0 +1,298 @@
+"""IFcVAE-GAN (methods.md §3): losses against hand computations, the adversarial sign of L_aux,
+one method per player, the switches where paper and code differ, editing, unsupported operations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import factorkit as fk
+from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.train.distributed import Dist
+from factorkit.train.trainer import Players
+
+TINY = {"z_dim": 6, "width": 4, "aux_hidden": 8}
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return fk.data.load("faces", "test", size=200)
+
+
+def build(ds, name="ifcvae-gan", **kw):
+    return fk.models.build(name, ds, seed=0, **{**TINY, **kw})
+
+
+def players(model, fetch=None):
+    opts = model.configure_optimizers()
+    return Players(opts, {n: None for n in opts}, Dist(), fetch=fetch)
+
+
+# --- losses by hand ----------------------------------------------------------------------------
+
+
+def _bce(logit: float, target: float) -> float:
+    p = 1 / (1 + math.exp(-logit))
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
+def test_reconstruction_and_kl_by_hand_in_both_reductions(faces):
+    logits = torch.tensor([[[[0.5, -1.0], [2.0, 0.0]]], [[[1.0, 1.0], [-2.0, 0.3]]]])  # (2, 1, 2, 2)
+    x = torch.tensor([[[[1.0, 0.0], [0.5, 1.0]]], [[[0.0, 1.0], [0.2, 0.7]]]])
+    terms = [_bce(float(a), float(b)) for a, b in zip(logits.flatten(), x.flatten())]
+    paper, code = build(faces, reduction="paper"), build(faces, reduction="code")
+    assert math.isclose(float(paper.rec_loss(logits, x)), sum(terms) / 8, rel_tol=1e-5)
+    assert math.isclose(float(code.rec_loss(logits, x)), sum(terms) / 4, rel_tol=1e-5)  # Σ / (H·W)
+    mu, logvar = torch.tensor([[1.0, 0.0, -2.0], [0.5, 0.5, 0.0]]), torch.tensor([[0.0, 1.0, -1.0], [0.2, 0.0, 0.0]])
+    kl = [0.5 * (m * m + math.exp(v) - 1 - v) for m, v in zip(mu.flatten().tolist(), logvar.flatten().tolist())]
+    assert math.isclose(float(paper.kl_loss(mu, logvar)), sum(kl) / 6, rel_tol=1e-5)
+    assert math.isclose(float(code.kl_loss(mu, logvar)), sum(kl) / 3, rel_tol=1e-5)  # Σ over batch, / nz
+
+
+def test_class_and_aux_losses_are_mean_bce(faces):
+    model = build(faces)
+    logits, y = torch.tensor([[0.3, -2.0], [1.5, 0.1]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    expect = sum(_bce(float(a), float(b)) for a, b in zip(logits.flatten(), y.flatten())) / 4
+    assert math.isclose(float(model.class_loss(logits, y)), expect, rel_tol=1e-5)
+    assert math.isclose(float(model.aux_loss(logits, y)), expect, rel_tol=1e-5)
+
+
+def test_gan_losses_by_hand(faces):
+    real, rec, prior = torch.tensor([2.0, -0.5]), torch.tensor([0.1, -1.0]), torch.tensor([1.0, 0.0])
+    r = [_bce(float(v), 1) for v in real]
+    f_rec, f_pri = [_bce(float(v), 0) for v in rec], [_bce(float(v), 0) for v in prior]
+    g_rec, g_pri = [_bce(float(v), 1) for v in rec], [_bce(float(v), 1) for v in prior]
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    paper = build(faces, reduction="paper", g_loss="minimax")
+    # §3.1: L_gan = ⅓[bce(1, C(x)) + bce(0, C(x̂)) + bce(0, C(D(z, y)))]
+    assert math.isclose(float(paper.gan_d_loss(real, rec, prior)), (mean(r) + mean(f_rec) + mean(f_pri)) / 3, rel_tol=1e-5)
+    # eqs. 3–4: the decoder and encoder minimise −δ L_gan (the C(x) term is constant for them)
+    assert math.isclose(float(paper.gan_g_loss(rec, prior)), -(mean(f_rec) + mean(f_pri)) / 3, rel_tol=1e-5)
+    nonsat = build(faces, reduction="paper", g_loss="nonsaturating")
+    assert math.isclose(float(nonsat.gan_g_loss(rec, prior)), (mean(g_rec) + mean(g_pri)) / 3, rel_tol=1e-5)
+    code = build(faces, reduction="code", g_loss="nonsaturating")  # the authors' 0.3 / 0.5 of sums
+    assert math.isclose(float(code.gan_d_loss(real, rec, prior)), 0.3 * (sum(r) + sum(f_rec) + sum(f_pri)), rel_tol=1e-5)
+    assert math.isclose(float(code.gan_g_loss(rec, prior)), 0.5 * (sum(g_rec) + sum(g_pri)), rel_tol=1e-5)
+
+
+def test_the_autoencoder_loss_is_eq_6_assembled(faces):
+    model = build(faces, alpha_kl=0.2, rho=0.1, delta_gan=0.1, lambda_aux=1.0, beta_rec_class=0.5, reduction="paper").train()
+    batch = faces.get_batch(np.arange(6))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(1)
+    f = model.forward_pass(x, y)
+    parts = model.autoencoder_loss(x, y, f)
+    expect = (parts["rec"] + 0.2 * parts["kl"] + 0.1 * parts["class"] - 1.0 * parts["aux_enc"]
+              + 0.5 * parts["class_rec"] + 0.1 * parts["gan_g"])
+    torch.testing.assert_close(parts["autoencoder"], expect)
+    torch.testing.assert_close(parts["rec"], F.binary_cross_entropy_with_logits(f["rec_logits"], x))
+
+
+# --- the adversarial game on ẑ ----------------------------------------------------------------
+
+
+def test_encoder_gradient_from_l_aux_opposes_the_adversary(faces):
+    model = build(faces, delta_gan=0.0, aux_input="mean").train()
+    batch = faces.get_batch(np.arange(16))
+    x, y = batch["image"], model.labels(batch)
+    f = model.forward_pass(x, y)
+    enc = list(model.encoder.parameters())
+
+    def grads(loss):
+        return torch.autograd.grad(loss, enc, retain_graph=True, allow_unused=True)
+
+    with_aux = grads(model.autoencoder_loss(x, y, f)["autoencoder"])
+    model.config.lambda_aux = 0.0
+    without = grads(model.autoencoder_loss(x, y, f)["autoencoder"])
+    l_aux = model.aux_loss(model.aux(f["z_aux"]), y)
+    d_aux = grads(l_aux)
+    # eq. 6: the encoder's gradient from its L_aux term is −∇φ L_aux, the adversary descends +∇ L_aux
+    moved = 0
+    for a, b, g in zip(with_aux, without, d_aux):
+        if g is None:
+            continue
+        torch.testing.assert_close(a - b, -g, rtol=1e-4, atol=1e-6)
+        moved += int(g.abs().sum() > 0)
+    assert moved > 0
+    # and the two updates pull L_aux in opposite directions: A_ψ's step lowers it, φ's raises it
+    z = f["z_aux"].detach()
+    before = float(l_aux.detach())
+    opt = players(model)
+    model.aux_step(y, {"z_aux": z}, opt)
+    assert float(model.aux_loss(model.aux(z), y)) < before
+    with torch.no_grad():
+        for p, a, b in zip(enc, with_aux, without):
+            if a is not None:
+                p -= 1e-3 * (a - b)  # a small step on the encoder's L_aux term alone
+    z_after = model.encoder(x)[0]
+    assert float(model.aux_loss(model.aux(z_after), y)) > float(model.aux_loss(model.aux(z), y))
+
+
+# --- one method per player --------------------------------------------------------------------
+
+
+def _owner(model):
+    out = {}
+    for prefix, module in model.named_children():
+        for n, _ in module.named_parameters():
+            out[f"{prefix}.{n}"] = prefix
+    return out
+
+
+@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}])
+def test_each_player_step_changes_only_its_parameters(faces, kw):
+    model = build(faces, **kw).train()
+    opt = players(model)
+    assert list(opt.optimizers) == ["autoencoder", "aux", "discriminator"]  # the code's order
+    own = {"autoencoder": {"encoder", "decoder"}, "aux": {"aux"}, "discriminator": {"discriminator"}}
+    owner, changed_by, real_step = _owner(model), {}, opt.step
+
+    def spy(name, loss, **k):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        real_step(name, loss, **k)
+        changed_by[name] = {owner[n] for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+
+    opt.step = spy
+    losses = model.train_step(faces.get_batch(np.arange(8)), 0, opt)
+    assert list(changed_by) == ["autoencoder", "aux", "discriminator"]
+    for name, changed in changed_by.items():
+        assert changed == own[name], (name, changed)
+    assert {"rec", "kl", "class", "aux_enc", "gan_g", "aux", "discriminator"} <= set(losses)
+    assert all(not v.requires_grad for v in losses.values())
+
+
+def test_without_l_gan_there_is_no_discriminator(faces):
+    model = build(faces, delta_gan=0.0)
+    assert not hasattr(model, "discriminator") and list(model.configure_optimizers()) == ["autoencoder", "aux"]
+    losses = model.train().train_step(faces.get_batch(np.arange(4)), 0, players(model))
+    assert "gan_g" not in losses and "discriminator" not in losses
+
+
+# --- switches where paper and code differ -----------------------------------------------------
+
+
+def test_discriminator_rmsprop_settings(faces):
+    code = build(faces, d_rmsprop="code").configure_optimizers()["discriminator"].defaults
+    paper = build(faces, d_rmsprop="paper").configure_optimizers()["discriminator"].defaults
+    assert (code["alpha"], code["momentum"]) == (0.9, 0)  # the code's "momentum" flag lands on α
+    assert (paper["alpha"], paper["momentum"]) == (0.99, 0.5)  # §4.4: momentum 0.5
+
+
+def test_y_head_detached_keeps_the_class_loss_off_the_trunk_and_decoder(faces):
+    batch = faces.get_batch(np.arange(6))
+    for head, reaches in (("trunk", True), ("detached", False)):
+        model = build(faces, y_head=head, beta_rec_class=1.0).train()
+        x, y = batch["image"], model.labels(batch)
+        f = model.forward_pass(x, y)
+        trunk = list(model.encoder.conv.parameters())
+        g = torch.autograd.grad(model.class_loss(f["y_logits"], y), trunk, allow_unused=True)
+        assert any(t is not None and t.abs().sum() > 0 for t in g) == reaches, head
+        # the class loss on x̂ (Table 1 row 3) reaches the decoder only through a trunk head
+        parts = model.autoencoder_loss(x, y, f)
+        g = torch.autograd.grad(parts["class_rec"], list(model.decoder.parameters()), allow_unused=True)
+        assert any(t is not None and t.abs().sum() > 0 for t in g) == reaches, head
+
+
+def test_aux_input_same_fresh_or_mean(faces):
+    batch = faces.get_batch(np.arange(5))
+    x = batch["image"]
+    for kind in ("same", "fresh", "mean"):
+        model = build(faces, aux_input=kind).eval()
+        y = model.labels(batch)
+        torch.manual_seed(0)
+        f = model.forward_pass(x, y)
+        torch.manual_seed(0)
+        mu, logvar, _ = model.encoder(x)
+        z_same = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # the first draw: the reconstruction's
+        if kind == "mean":
+            torch.testing.assert_close(f["z_aux"], mu)
+        elif kind == "same":
+            torch.testing.assert_close(f["z_aux"], z_same)
+        else:
+            assert not torch.allclose(f["z_aux"], z_same) and not torch.allclose(f["z_aux"], mu)
+
+
+def test_presets_paper_is_table_1_with_the_codes_switches_and_cvae_gan_drops_l_aux(faces):
+    info = faces.info
+    paper = fk.models.build("ifcvae-gan", info, preset="paper").config
+    assert (paper.rho, paper.delta_gan, paper.alpha_kl, paper.lambda_aux) == (0.1, 0.1, 0.2, 1.0)
+    assert paper.attributes == ("Smiling",) and (paper.z_dim, paper.width) == (100, 64)
+    assert (paper.reduction, paper.g_loss, paper.y_head, paper.aux_input, paper.d_rmsprop) == \
+        ("code", "nonsaturating", "detached", "fresh", "code")
+    for preset in ("fast", "paper"):
+        c = fk.models.build("cvae-gan", info, preset=preset).config
+        assert (c.lambda_aux, c.decoder_y, c.beta_rec_class) == (0.0, "label", 1.0)
+
+
+def test_decoder_y_label_decodes_the_true_label_in_training(faces):
+    batch = faces.get_batch(np.arange(6))
+    model = build(faces, name="cvae-gan").train()
+    y = model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(batch["image"], y)
+    torch.manual_seed(0)
+    mu, logvar, _ = model.encoder(batch["image"])
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    torch.testing.assert_close(f["rec_logits"], model.decoder(torch.cat([y, z], 1)))
+
+
+# --- editing and operations -------------------------------------------------------------------
+
+
+def test_edit_with_the_encoders_own_y_hat_is_the_reconstruction(faces):
+    model = build(faces).eval()
+    x = faces.images_at(np.arange(6))
+    code = model.encode(x)
+    rec = model.reconstruct(x)
+    for a in model.edit_attributes():
+        torch.testing.assert_close(model.edit(x, a, value=code[a][:, 0]), rec)
+    flipped = model.edit(x, "Smiling", 1.0)
+    by_hand = model.decode(code.with_part("Smiling", torch.ones(6, 1)))
+    torch.testing.assert_close(flipped, by_hand)
+    # use_mean=False samples ẑ (the authors' code): a different image, the same shape
+    torch.manual_seed(0)
+    sampled = model.edit(x, "Smiling", 1.0, use_mean=False)
+    assert sampled.shape == flipped.shape and not torch.allclose(sampled, flipped)
+
+
+def test_one_attribute_model_edits_only_it(faces):
+    model = build(faces, attributes=("Smiling",)).eval()
+    assert model.edit_attributes() == ["Smiling"] and model.encode(faces.images_at([0])).tensor.shape == (1, 7)
+    with pytest.raises(UsageError, match="trained to edit Smiling, not 'Bangs'"):
+        model.edit(faces.images_at([0]), "Bangs", 1.0)
+    with pytest.raises(UsageError, match="unknown attribute|valid"):
+        build(faces, attributes=("Dimples",))
+
+
+def test_unsupported_operations_and_data_raise(faces):
+    model = build(faces).eval()
+    x = faces.images_at(np.arange(2))
+    with pytest.raises(UnsupportedOperation, match="does not support 'swap'"):
+        model.swap(x, x, [0])
+    with pytest.raises(UnsupportedOperation, match="does not support 'sample'"):
+        model.sample(2)
+    with pytest.raises(UsageError, match="unknown option"):
+        model.edit(x, "Smiling", 1.0, chunks=[0])
+    with pytest.raises(UsageError, match="needs binary attributes; shapes2d has no attributes"):
+        fk.models.build("ifcvae-gan", fk.data.describe("shapes2d"))
+    with pytest.raises(UsageError, match="needs binary attributes; sklearn-digits has classes"):
+        fk.models.build("ifcvae-gan", fk.data.describe("sklearn-digits"))
+
+
+def test_training_lowers_the_reconstruction_error(faces):
+    model = build(faces, width=8, z_dim=8)
+    x = faces.images_at(np.arange(len(faces)))
+
+    def mse():
+        model.eval()
+        return float(((model.reconstruct(x) - x) ** 2).mean())
+
+    before = mse()
+    model.train()
+    rng = np.random.default_rng(0)
+    opt = players(model)
+    for step in range(150):
+        model.train_step(faces.get_batch(rng.choice(len(faces), 16, replace=False)), step, opt)
+    assert mse() < 0.7 * before, (before, mse())  # measured: 0.0465 → 0.0296
