@@ -89,6 +89,16 @@ def edit_grid(model, images: Tensor, attribute: str, values) -> Tensor:
 
 
 @torch.no_grad()
+def flip_grid(model, images: Tensor, attributes) -> Tensor:
+    """Rows = images; columns = input, reconstruction, then for each attribute the edit to 0 and to 1
+    (the two modes of a binary attribute, IFcVAE-GAN §3.3)."""
+    cols = [images, model.reconstruct(images)]
+    for a in attributes:
+        cols += [model.edit(images, attribute=a, value=0.0), model.edit(images, attribute=a, value=1.0)]
+    return grid(torch.stack([c.cpu() for c in cols], 1))
+
+
+@torch.no_grad()
 def traversal_grid(model, images: Tensor, dim: int, values) -> Tensor:
     """Rows = images; columns = code dimension ``dim`` set to each value."""
     return grid(model.traverse(images, dim, values).cpu())

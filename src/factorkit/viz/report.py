@@ -248,6 +248,10 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
             parts.append(_section("Reconstructions", _img(grids.reconstruction_grid(model, x)),
                                   "Top: test images; bottom: reconstructions."))
         if model.supports("edit") and info.attributes and info.attribute_kind == "binary":
+            names = model.edit_attributes()
+            parts.append(_section("Attribute flips", _img(grids.flip_grid(model, x[:6], names), 2, "flips"),
+                                  "Rows: test images. Columns: input, reconstruction, then for each attribute ("
+                                  + ", ".join(html.escape(a) for a in names) + ") the edit to 0 and to 1."))
             values = [-0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
             body = ""
             for a in model.edit_attributes():
