@@ -72,6 +72,8 @@ def test_gan_losses_by_hand(faces):
     assert math.isclose(float(paper.gan_g_loss(rec, prior)), -(mean(f_rec) + mean(f_pri)) / 3, rel_tol=1e-5)
     nonsat = build(faces, reduction="paper", g_loss="nonsaturating")
     assert math.isclose(float(nonsat.gan_g_loss(rec, prior)), (mean(g_rec) + mean(g_pri)) / 3, rel_tol=1e-5)
+    minimax_code = build(faces, reduction="code", g_loss="minimax")
+    assert math.isclose(float(minimax_code.gan_g_loss(rec, prior)), -0.3 * (sum(f_rec) + sum(f_pri)), rel_tol=1e-5)
     code = build(faces, reduction="code", g_loss="nonsaturating")  # the authors' 0.3 / 0.5 of sums
     assert math.isclose(float(code.gan_d_loss(real, rec, prior)), 0.3 * (sum(r) + sum(f_rec) + sum(f_pri)), rel_tol=1e-5)
     assert math.isclose(float(code.gan_g_loss(rec, prior)), 0.5 * (sum(g_rec) + sum(g_pri)), rel_tol=1e-5)
@@ -88,15 +90,23 @@ def test_the_autoencoder_loss_is_eq_6_assembled(faces):
               + 0.5 * parts["class_rec"] + 0.1 * parts["gan_g"])
     torch.testing.assert_close(parts["autoencoder"], expect)
     torch.testing.assert_close(parts["rec"], F.binary_cross_entropy_with_logits(f["rec_logits"], x))
+    # the class loss on x̂ reads E_y of the reconstruction, the G side C of x̂ and of D(z, y)
+    x_hat, x_prior = torch.sigmoid(f["rec_logits"]), torch.sigmoid(f["prior_logits"])
+    torch.testing.assert_close(parts["class_rec"], F.binary_cross_entropy_with_logits(model.encoder(x_hat)[2], y))
+    d_rec, d_prior = model.discriminator(x_hat), model.discriminator(x_prior)
+    # non-saturating (the fast preset), means: ⅓[−log σ(C(x̂)) − log σ(C(D(z, y)))]
+    torch.testing.assert_close(parts["gan_g"], (F.softplus(-d_rec).mean() + F.softplus(-d_prior).mean()) / 3)
 
 
 # --- the adversarial game on ẑ ----------------------------------------------------------------
 
 
-def test_encoder_gradient_from_l_aux_opposes_the_adversary(faces):
-    model = build(faces, delta_gan=0.0, aux_input="mean").train()
+@pytest.mark.parametrize("aux_input", ["same", "fresh", "mean"])
+def test_encoder_gradient_from_l_aux_opposes_the_adversary(faces, aux_input):
+    model = build(faces, delta_gan=0.0, aux_input=aux_input).train()
     batch = faces.get_batch(np.arange(16))
     x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
     f = model.forward_pass(x, y)
     enc = list(model.encoder.parameters())
 
@@ -126,7 +136,11 @@ def test_encoder_gradient_from_l_aux_opposes_the_adversary(faces):
         for p, a, b in zip(enc, with_aux, without):
             if a is not None:
                 p -= 1e-3 * (a - b)  # a small step on the encoder's L_aux term alone
-    z_after = model.encoder(x)[0]
+    z_after = model.encoder(x)[0] if aux_input == "mean" else f["z_aux"].detach()  # noise fixed: only μ, σ move
+    if aux_input != "mean":
+        mu, logvar, _ = model.encoder(x)
+        eps = (f["z_aux"].detach() - f["mu"].detach()) / torch.exp(0.5 * f["logvar"].detach())
+        z_after = mu + torch.exp(0.5 * logvar) * eps
     assert float(model.aux_loss(model.aux(z_after), y).detach()) > float(model.aux_loss(model.aux(z), y).detach())
 
 
@@ -246,6 +260,9 @@ def test_edit_with_the_encoders_own_y_hat_is_the_reconstruction(faces):
     x = faces.images_at(np.arange(6))
     code = model.encode(x)
     rec = model.reconstruct(x)
+    with torch.no_grad():  # the code is [ŷ, μ], in the order the decoder was trained on
+        mu, _, y_logits = model.encoder(x)
+        torch.testing.assert_close(rec, torch.sigmoid(model.decoder(torch.cat([torch.sigmoid(y_logits), mu], 1))))
     for a in model.edit_attributes():
         torch.testing.assert_close(model.edit(x, a, value=code[a][:, 0]), rec)
     flipped = model.edit(x, "Smiling", 1.0)
@@ -357,3 +374,12 @@ def test_resume_is_bit_identical_with_three_players(tmp_path):
     resumed = run("part", 6, resume=True)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_the_discriminator_sees_each_source_as_its_own_batch(faces):
+    """With arch=resnet C has BatchNorm: real, reconstructed and prior images must not share a batch."""
+    model = build(faces, arch="resnet").train()
+    seen = []
+    model.discriminator.register_forward_pre_hook(lambda mod, args: seen.append(len(args[0])))
+    model.train_step(faces.get_batch(np.arange(6)), 0, players(model))
+    assert seen == [6] * 5  # G side: x̂, D(z, y); C's step: x, x̂, D(z, y)

@@ -312,8 +312,10 @@ class IFcVAEGAN(Model):
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]
         if c.delta_gan:
-            fakes = self.discriminator(torch.sigmoid(torch.cat([f["rec_logits"], f["prior_logits"]])))
-            out["gan_g"] = self.gan_g_loss(*fakes.chunk(2))
+            # C sees each source as its own batch, here and in its own step (the authors' code; with
+            # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
+            d = self.discriminator
+            out["gan_g"] = self.gan_g_loss(d(torch.sigmoid(f["rec_logits"])), d(torch.sigmoid(f["prior_logits"])))
             total = total + c.delta_gan * out["gan_g"]
         out["autoencoder"] = total
         return out
@@ -332,14 +334,13 @@ class IFcVAEGAN(Model):
 
     def discriminator_step(self, x: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
         """Alg. 1 line 13: χ minimises L_gan on real x, the reconstruction and the prior sample."""
-        fakes = torch.sigmoid(torch.cat([f["rec_logits"], f["prior_logits"]]).detach())
-        logits = self.discriminator(torch.cat([x, fakes]))
-        real, rec, prior = logits.split([len(x), len(x), len(x)])
+        d = self.discriminator
+        real, rec, prior = d(x), d(torch.sigmoid(f["rec_logits"].detach())), d(torch.sigmoid(f["prior_logits"].detach()))
         loss = self.gan_d_loss(real, rec, prior)
         opt.step("discriminator", loss)
         with torch.no_grad():
-            p = torch.sigmoid(logits)
-        return {"discriminator": loss.detach(), "d_real": p[: len(x)].mean(), "d_fake": p[len(x):].mean()}
+            d_fake = torch.sigmoid(torch.cat([rec, prior])).mean()
+        return {"discriminator": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(), "d_fake": d_fake}
 
     def train_step(self, batch, step, opt):
         x, y = batch["image"], self.labels(batch)
