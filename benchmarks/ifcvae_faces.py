@@ -62,9 +62,6 @@ TABLES: dict[str, dict[str, tuple[str, dict]]] = {  # table → row → (model, 
         # the fix tried for §11's diagnosis: per-element means weigh L_class and L_aux per image as
         # the paper writes them; the code's sums weigh the reconstruction 3·B = 96× more at batch 32
         "all seven, means, ρ = 1": ("ifcvae-gan", {"reduction": "paper", "rho": 1.0}),
-        # capacity: is the identity lost in the small autoencoder?
-        "all seven, means, ρ = 1, f = 32, z 64": ("ifcvae-gan", {"reduction": "paper", "rho": 1.0, "width": 32,
-                                                                  "z_dim": 64}),
     },
 }
 STEPS = {"table1": 2000, "table3": 1000, "all": 3000}
