@@ -330,7 +330,7 @@ def test_cli_train_evaluate_edit_and_report_on_what_the_model_edits(tmp_path, ca
     m = json.loads((out / "metrics.json").read_text())["metrics"]
     assert {k.split(".")[1] for k in m if k.startswith("counterfactual.")} - {"gain"} == {"Smiling"}  # only what it edits
     assert main(["evaluate", str(out), "--metrics", "counterfactual", "--attributes", "Bangs"]) == 2
-    assert "ifcvae-gan edits only Smiling" in capsys.readouterr().err
+    assert "attribute 'Bangs': ifcvae-gan edits only Smiling" in capsys.readouterr().err
     ds = fk.data.load("faces", "test", size=2000)
     png = tmp_path / "face.png"
     from PIL import Image

@@ -331,7 +331,7 @@ def floor_text(record: dict, key: str) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
     from .data import registry as data_registry
-    from .metrics.evaluate import Settings, evaluate
+    from .metrics.evaluate import Settings, edit_attributes, evaluate
     from .metrics.registry import check as check_metrics
 
     for flag, value in (("--num-train", args.num_train), ("--num-test", args.num_test)):
@@ -354,11 +354,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         **({"num_test": args.num_test} if args.num_test is not None else {}),
     )
     check_metrics(model, test.info, metrics)  # unknown / inapplicable → one clear line, before any work
-    if settings.attributes:
-        editable = model.edit_attributes() if model.supports("edit") else list(test.info.attributes)
-        for a in settings.attributes:
-            if test.info.attributes[test.info.attribute_index(a)] not in editable:
-                raise UsageError(f"--attributes {a}: {model.name} edits only {', '.join(editable)}")
+    edit_attributes(model, test.info, settings.attributes)  # unknown / not edited by the model → exit 2 now
     _say(f"evaluating {cfg.model_name} ({run_dir}) on {cfg.data_name}/test")
     record = evaluate(model, test, metrics=metrics, settings=settings, progress=not args.json, out=run_dir / "metrics.json")
     if args.json:

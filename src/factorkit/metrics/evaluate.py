@@ -101,6 +101,19 @@ def _encode(model, dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return np.concatenate(codes), dataset.factor_array()[rows], dataset.attribute_array()[rows]
 
 
+def edit_attributes(model, info, requested=None) -> list[str]:
+    """The attributes edit metrics score: ``requested`` (each checked against the dataset and
+    against what the model edits — a UsageError names the ones it can), else every one the model
+    edits (all of the dataset's for a model that edits them all)."""
+    editable = model.edit_attributes() if model.supports("edit") else list(info.attributes)
+    if not requested:
+        return editable
+    for a in requested:
+        if info.attributes[info.attribute_index(a)] not in editable:
+            raise UsageError(f"attribute {a!r}: {model.name} edits only {', '.join(editable)}")
+    return list(requested)
+
+
 class Context:
     """What a metric's ``run`` sees: the model, the test and train datasets, the settings, the
     encoded rows (``c_tr, f_tr, a_tr, c_te, f_te, a_te``) and the record being filled."""
@@ -163,16 +176,7 @@ class Context:
         self.seconds[f"floor.{spec.name}"] = round(time.perf_counter() - t, 2)
 
     def attributes(self) -> list[str]:
-        """The attributes edit metrics score: ``settings.attributes``, else every one the model
-        edits (all of the dataset's for a model that edits them all)."""
-        editable = self.model.edit_attributes() if self.model.supports("edit") else list(self.info.attributes)
-        if not self.settings.attributes:
-            return editable
-        for a in self.settings.attributes:
-            name = self.info.attributes[self.info.attribute_index(a)]
-            if name not in editable:
-                raise UsageError(f"attribute {a!r}: {self.model.name} edits only {', '.join(editable)}")
-        return list(self.settings.attributes)
+        return edit_attributes(self.model, self.info, self.settings.attributes)
 
     def classifier(self):
         """The evaluation classifier of edit-success (trained once per dataset, then cached)."""

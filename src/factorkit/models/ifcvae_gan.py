@@ -192,9 +192,7 @@ class IFcVAEGAN(Model):
     def resolve_attributes(info, names: tuple[str, ...]) -> list[str]:
         if not names:
             return list(info.attributes)
-        out = []
-        for a in names:
-            out.append(info.attributes[info.attribute_index(a)])  # names the valid ones when unknown
+        out = [info.attributes[info.attribute_index(a)] for a in names]  # an unknown name: the valid ones
         if len(set(out)) != len(out):
             raise UsageError(f"model.attributes lists an attribute twice: {', '.join(names)}")
         return out
@@ -297,7 +295,8 @@ class IFcVAEGAN(Model):
         y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(y_logits)
         rec_logits = self.decoder(torch.cat([y_dec, z], 1))
         prior_logits = self.decoder(torch.cat([y, torch.randn_like(z)], 1)) if self.config.delta_gan else None
-        z_aux = {"same": z, "fresh": reparameterise(mu, logvar), "mean": mu}[self.config.aux_input]
+        kind = self.config.aux_input
+        z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
         return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
                 "prior_logits": prior_logits}
 

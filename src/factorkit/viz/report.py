@@ -254,13 +254,13 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
                                   + ", ".join(html.escape(a) for a in names) + ") the edit to 0 and to 1."))
             values = [-0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
             body = ""
-            for a in model.edit_attributes():
+            for a in names:
                 body += f"<h3>{html.escape(a)}</h3>" + _img(grids.edit_grid(model, x[:4], a, values), 2, a)
             parts.append(_section("Edits across intensities", body,
                                   "Columns: input, reconstruction, then the attribute set to " + ", ".join(map(str, values)) + "."))
             if info.has_counterfactual:
                 body = "".join(f"<h3>{html.escape(a)}</h3>" + _img(grids.counterfactual_grid(model, test, idx[:4], a), 2, a)
-                               for a in model.edit_attributes())
+                               for a in names)
                 parts.append(_section("Edits vs true counterfactuals", body,
                                       "Columns: input, reconstruction, the model's edit (attribute flipped), the true "
                                       "counterfactual render, |edit − counterfactual| × 3."))
