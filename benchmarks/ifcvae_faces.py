@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import factorkit as fk
 from factorkit.demo import DEMO_TRAIN
 from factorkit.errors import NonFiniteLoss
+from factorkit.metrics.editing import yhat_accuracy
 from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.viz import grids
 
@@ -94,21 +94,6 @@ def train_row(name: str, model_name: str, overrides: dict, steps: int, out: Path
     return run, cost
 
 
-@torch.no_grad()
-def e_y_accuracy(model, test) -> dict:
-    """Accuracy of ŷ > 0.5 against the labels, per attribute, with the majority rate beside it."""
-    rows = np.arange(len(test))
-    y_hat = torch.cat([model.encode(test.get_batch(rows[i : i + 512])["image"])["y"].cpu()
-                       for i in range(0, len(rows), 512)]).numpy()
-    labels = test.attribute_array()
-    out = {}
-    for j, a in enumerate(model.edit_attributes()):
-        y = labels[:, test.info.attribute_index(a)] > 0.5
-        p = float(y.mean())
-        out[a] = {"accuracy": float(((y_hat[:, j] > 0.5) == y).mean()), "majority": max(p, 1 - p)}
-    return out
-
-
 def measure(run: Path, figure: Path | None) -> dict:
     model = fk.load(run)
     test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
@@ -121,7 +106,7 @@ def measure(run: Path, figure: Path | None) -> dict:
                       settings=Settings(attributes=attrs, floors=False, image_rows=rows), out=run / "metrics.json")
     m = dict(record["metrics"])
     m.update({k: v for k, v in record.get("details", {}).items() if k.endswith(".ci95")})  # Wilson intervals
-    m["e_y"] = e_y_accuracy(model, test)
+    m["e_y"] = yhat_accuracy(model, test)
     m["judge_accuracy"] = {a: record.get("details", {}).get("classifier", {}).get("accuracy", {}).get(a) for a in attrs}
     if figure is not None:
         x = test.images_at(np.arange(6)).to(model.device)

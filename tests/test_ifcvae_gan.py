@@ -383,3 +383,18 @@ def test_the_discriminator_sees_each_source_as_its_own_batch(faces):
     model.discriminator.register_forward_pre_hook(lambda mod, args: seen.append(len(args[0])))
     model.train_step(faces.get_batch(np.arange(6)), 0, players(model))
     assert seen == [6] * 5  # G side: x̂, D(z, y); C's step: x, x̂, D(z, y)
+
+
+def test_yhat_accuracy_reads_the_models_own_attribute_units(faces):
+    from factorkit.metrics.editing import yhat_accuracy
+
+    model = build(faces, attributes=("Bangs", "Smiling")).eval()
+    rows = np.arange(12)
+    read = yhat_accuracy(model, faces, rows, batch=5)
+    assert list(read) == ["Bangs", "Smiling"]
+    y_hat = model.encode(faces.images_at(rows))["y"].detach()
+    labels = faces.attribute_array()[rows] > 0.5
+    for j, a in enumerate(("Bangs", "Smiling")):
+        truth = labels[:, faces.info.attribute_index(a)]
+        assert read[a]["accuracy"] == pytest.approx(float(np.mean((y_hat[:, j].numpy() > 0.5) == truth)))
+        assert read[a]["majority"] == pytest.approx(max(truth.mean(), 1 - truth.mean()))

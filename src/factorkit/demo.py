@@ -30,6 +30,7 @@ def run_demo(out: str | Path | None = None, steps: int | None = None) -> int:
     import factorkit as fk
 
     from .api import default_out
+    from .metrics.editing import yhat_accuracy
     from .metrics.evaluate import Settings, evaluate, write_metrics
     from .viz.report import build_report
 
@@ -51,13 +52,11 @@ def run_demo(out: str | Path | None = None, steps: int | None = None) -> int:
                                             "identity-retention"],
                       train_dataset=train, settings=Settings(image_rows=1000), out=out / "metrics.json")
     # attribute read-out of ŷ on the test split
-    rows = np.arange(min(2000, len(test)))
-    y_hat = torch.cat([model.encode(test.images_at(rows[i : i + 500]))["y"] for i in range(0, len(rows), 500)]).cpu()
-    truth = torch.from_numpy(test.attribute_array()[rows]) > 0.5
-    acc = ((y_hat > 0.5) == truth).float().mean(0)
-    majority = torch.maximum(truth.float().mean(0), 1 - truth.float().mean(0))
+    read = yhat_accuracy(model, test, np.arange(min(2000, len(test))))
+    acc = torch.tensor([r["accuracy"] for r in read.values()])
+    majority = torch.tensor([r["majority"] for r in read.values()])
     record["metrics"].update({"demo.yhat_accuracy": float(acc.mean()), "demo.yhat_majority": float(majority.mean()),
-                              **{f"demo.yhat_accuracy.{a}": float(acc[k]) for k, a in enumerate(test.info.attributes)}})
+                              **{f"demo.yhat_accuracy.{a}": r["accuracy"] for a, r in read.items()}})
     record["seconds"].update({"demo.train": round(train_s, 1), "demo.evaluate": round(time.perf_counter() - t1, 1)})
     write_metrics(out / "metrics.json", record)
     report = build_report(out)

@@ -56,6 +56,23 @@ def _images(dataset, rows: np.ndarray) -> Tensor:
 
 
 @torch.no_grad()
+def yhat_accuracy(model, dataset, rows: np.ndarray | None = None, batch: int = 500) -> dict[str, dict[str, float]]:
+    """How well the model's own attribute units read the labels: for every attribute it edits,
+    the accuracy of ŷ > 0.5 (the code part ``y``) on ``rows`` of ``dataset``, with the majority
+    rate beside it."""
+    rows = np.arange(len(dataset)) if rows is None else rows
+    y_hat = torch.cat([model.encode(dataset.images_at(rows[i : i + batch]))["y"].cpu()
+                       for i in range(0, len(rows), batch)])
+    labels = torch.from_numpy(dataset.attribute_array()[rows]) > 0.5
+    out = {}
+    for j, a in enumerate(model.edit_attributes()):
+        truth = labels[:, dataset.info.attribute_index(a)]
+        p = truth.float().mean()
+        out[a] = {"accuracy": float(((y_hat[:, j] > 0.5) == truth).float().mean()), "majority": float(torch.maximum(p, 1 - p))}
+    return out
+
+
+@torch.no_grad()
 def edit_success(model, test_dataset, attribute: str, classifier, classifier_report: dict | None = None,
                  max_images: int | None = None, seed: int = 0) -> dict:
     """Does the judge read the edited attribute as asked? ``attr`` / ``not_attr``: faces that have
