@@ -391,11 +391,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from .viz.grids import save_png, traversal_grid
     from .viz.io import read_image
 
-    ops = [args.attribute is not None or args.value is not None, args.swap_with is not None, args.traverse is not None]
+    swapping = args.swap_with is not None
+    ops = [not swapping and (args.attribute is not None or args.value is not None), swapping, args.traverse is not None]
     if sum(ops) != 1:
-        raise UsageError("give exactly one edit: --attribute NAME --value V, --swap-with OTHER.png --chunks I,J, or --traverse K")
+        raise UsageError("give exactly one edit: --attribute NAME --value V, --swap-with OTHER.png --chunks I,J "
+                         "(or --attribute NAME for attribute pieces), or --traverse K")
     if ops[0] and (args.attribute is None or args.value is None):
         raise UsageError("--attribute and --value go together, e.g. --attribute Smiling --value 1.5")
+    if swapping and args.value is not None:
+        raise UsageError("--value does not go with --swap-with: a swap takes whole pieces (--chunks I,J or --attribute NAME)")
+    if swapping and (args.chunks is None) == (args.attribute is None):
+        raise UsageError("--swap-with needs one of --chunks I,J (chunk numbers) or --attribute NAME[,NAME] "
+                         "(attribute pieces), taken from --image")
     if args.chunks is not None and args.swap_with is None:
         raise UsageError("--chunks needs --swap-with OTHER.png")
     if args.steps < 2:
@@ -414,16 +421,25 @@ def cmd_edit(args: argparse.Namespace) -> int:
         out = model.edit(image, attribute=args.attribute, value=args.value)[0]
     elif ops[1]:
         model.require("swap")
-        if not args.chunks:
-            raise UsageError("--swap-with needs --chunks I,J (the chunks taken from --image)")
         other, notice = read_image(other_path, info.channels, info.size)
         if notice:
             _say(f"factorkit: note: {notice}")
-        try:
-            chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
-        except ValueError:
-            raise UsageError(f"--chunks {args.chunks!r}: expected comma-separated chunk numbers, e.g. 0,3") from None
-        out = model.swap(image, other, chunks=chunks)[0]
+        if args.attribute is not None:
+            names = [a.strip() for a in args.attribute.split(",") if a.strip()]
+            pieces = model.chunk_names()
+            unknown = [a for a in names if a not in pieces]
+            if unknown or not names:
+                raise UsageError(f"--attribute {args.attribute!r}: {model.name} swaps the pieces {', '.join(pieces)}"
+                                 + ("" if any(p in info.attributes for p in pieces) else " (chunks: use --chunks I,J)"))
+            out = model.swap(image, other, chunks=names)[0]
+        else:
+            if not args.chunks.strip():
+                raise UsageError("--swap-with needs --chunks I,J (the chunks taken from --image)")
+            try:
+                chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
+            except ValueError:
+                raise UsageError(f"--chunks {args.chunks!r}: expected comma-separated chunk numbers, e.g. 0,3") from None
+            out = model.swap(image, other, chunks=chunks)[0]
     else:
         model.require("traverse")
         code = model.encode(image)
@@ -510,10 +526,11 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("edit", help="edit one image with a trained model (or draw a traversal strip)")
     s.add_argument("dir", help="run directory")
     s.add_argument("--image", required=True, help="input PNG/JPEG (converted to the model's size and mode)")
-    s.add_argument("--attribute", help="attribute to set, e.g. Smiling")
+    s.add_argument("--attribute", help="attribute to set, e.g. Smiling; with --swap-with, the attribute pieces taken from --image (dna-gan)")
     s.add_argument("--value", type=_number, help="value for --attribute: any real number, e.g. 1.5")
     s.add_argument("--swap-with", help="second image for a chunk swap")
-    s.add_argument("--chunks", help="chunks taken from --image, e.g. 0,3 (the rest from --swap-with)")
+    s.add_argument("--chunks", help="chunks taken from --image, e.g. 0,3 (the rest from --swap-with); with "
+                   "--swap-with, --attribute NAME[,NAME] names attribute pieces instead (dna-gan)")
     s.add_argument("--traverse", type=int, metavar="K", help="draw a strip varying code dimension K")
     s.add_argument("--steps", type=int, default=7, help="images in a --traverse strip")
     s.add_argument("--out", required=True, help="output PNG (written atomically)")

@@ -153,6 +153,13 @@ def edit_floors(ctx, spec, results: dict[str, float]) -> tuple[dict[str, float],
                 if base in results:
                     out[key] = results[base]
         return out, "reconstruction"
+    if spec.name == "pair-swap":  # each child's score beside the plain reconstruction's
+        for key in results:
+            if key.startswith("pair-swap.") and key.endswith((".mse", ".psnr", ".identity")):
+                base = key + "_reconstruction"
+                if base in results:
+                    out[key] = results[base]
+        return out, "reconstruction"
     if spec.name == "identity-retention":
         factors = ctx.dataset.factor_array()
         names = [f.name for f in ctx.info.factors]

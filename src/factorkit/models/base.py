@@ -94,6 +94,12 @@ class Model(nn.Module):
     def train_step(self, batch: dict[str, Tensor], step: int, opt: Any) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def batch_sampler(self, dataset: Any, batch_size: int, seed: int, rank: int, world: int, start: int) -> Any:
+        """A resumable batch sampler of ``dataset`` indices for models that compose their own batches
+        (batch ``start`` first; ``rank``'s share of each global batch), or None for the trainer's
+        shuffled batches."""
+        return None
+
     def visuals(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Image rows for TensorBoard/report grids: name → (N, C, H, W) in [0, 1]."""
         x = batch["image"][:8]

@@ -392,7 +392,11 @@ class Trainer:
     def _batches(self, state: _State):
         """The endless, resumable batch stream (this process's share of each global batch)."""
         tc, dist = self.config.train, state.dist
-        sampler = InfiniteBatchSampler(len(self.dataset), tc.batch_size, tc.seed, dist.rank, dist.world, state.consumed)
+        # a model that draws its own batches (DNA-GAN's attribute pairs) returns a resumable sampler
+        sampler = self.model.batch_sampler(self.dataset, tc.batch_size, tc.seed, dist.rank, dist.world, state.consumed)
+        if sampler is None:
+            sampler = InfiniteBatchSampler(len(self.dataset), tc.batch_size, tc.seed, dist.rank, dist.world,
+                                           state.consumed)
         loader = DataLoader(
             self.dataset,
             batch_sampler=sampler,

@@ -130,3 +130,40 @@ def counterfactual_grid(model, dataset, indices, attribute: str) -> Tensor:
     cf = dataset.counterfactual(idx, attribute, target.astype(np.int64))
     diff = ((edited - cf).abs() * 3).clamp(0, 1)
     return grid(torch.stack([x, model.reconstruct(x).cpu(), edited, cf, diff], 1))
+
+
+@torch.no_grad()
+def pair_swap_grid(model, images_a: Tensor, images_b: Tensor, attributes) -> Tensor:
+    """DNA-GAN's Fig. 5: per row a pair — A, B, then B with A's pieces for ``attributes`` and A
+    with B's (``swap(..., both=True)``)."""
+    b_new, a_new = model.swap(images_a, images_b, attributes=list(attributes), both=True)
+    return grid(torch.stack([images_a.cpu(), images_b.cpu(), b_new.cpu(), a_new.cpu()], 1))
+
+
+@torch.no_grad()
+def crossbreed_grid(model, dataset, rows_a, rows_b, attribute: str) -> Tensor:
+    """Per row: A, A2 (attribute removed), A's true counterfactual without it, B, B2 (A's piece
+    swapped in), B's true counterfactual with it."""
+    import numpy as np
+
+    xa, xb = dataset.images_at(np.asarray(rows_a)), dataset.images_at(np.asarray(rows_b))
+    kids = model.crossbreed(xa.to(model.device), xb.to(model.device), attribute)
+    cf_a = dataset.counterfactual(np.asarray(rows_a), attribute, np.zeros(len(rows_a), dtype=np.int64))
+    cf_b = dataset.counterfactual(np.asarray(rows_b), attribute, np.ones(len(rows_b), dtype=np.int64))
+    return grid(torch.stack([xa, kids["A2"].cpu(), cf_a, xb, kids["B2"].cpu(), cf_b], 1))
+
+
+@torch.no_grad()
+def interpolation_grid(model, image: Tensor, ref_i: Tensor, ref_j: Tensor, attr_i: str, attr_j: str, steps: int = 5) -> Tensor:
+    """DNA-GAN's Fig. 4: row 0 shows ``image``, ``ref_i`` and ``ref_j``; below, cell (r, c) is
+    ``image`` with piece i := λ_r·a_i + (1 − λ_r)·b_i (a_i from ``ref_i``) and piece j likewise with
+    λ_c (from ``ref_j``), λ from 0 (top, left) to 1 (bottom, right)."""
+    if steps < 3:
+        raise ValueError("interpolation_grid needs at least 3 steps")
+    lams = torch.linspace(0, 1, steps).tolist()
+    blank = torch.ones_like(image[:1]).cpu()
+    rows = [torch.cat([image[:1].cpu(), ref_i[:1].cpu(), ref_j[:1].cpu()] + [blank] * (steps - 3))]
+    for li in lams:
+        rows.append(torch.cat([model.interpolate(image[:1], {attr_i: ref_i[:1], attr_j: ref_j[:1]},
+                                                 {attr_i: li, attr_j: lj}).cpu() for lj in lams]))
+    return grid(torch.stack(rows))

@@ -1,0 +1,545 @@
+"""DNA-GAN (Xiao, Hong & Ma, "DNA-GAN: Learning Disentangled Representations from Multi-Attribute
+Images", ICLR-W 2018; methods.md §1): a spatial latent split into one piece per labelled attribute
+plus an attribute-free part z; pieces are annihilated and swapped between a pair of faces that
+differ in one attribute, and a conditional critic judges the crossbreeds.
+
+Representation (§1.1). ``Enc(x) = [a_1, …, a_n, z]``: the encoder's 4f × s/8 × s/8 map split along
+channels, ``piece_channels`` per attribute, z the rest (the code: 512 × 8 × 8, 128 per piece).
+
+Data flow for attribute i (§1.3, eq. 1–2), A with i = 1 (dominant), B with i = 0 (recessive)::
+
+    A1 = Dec([a_1 … a_i … a_n, z_a])    reconstruction of A
+    B1 = Dec([b_1 … 0   … b_n, z_b])    reconstruction of B, piece i annihilated
+    A2 = Dec([a_1 … 0   … a_n, z_a])    A loses attribute i
+    B2 = Dec([b_1 … a_i … b_n, z_b])    B gains attribute i
+
+``annihilate=false`` is the ablation of §3.3 (eq. 9): B1 = Dec(Enc(B)), A2 takes b_i instead of 0.
+
+Losses (each next to its equation, summed over the attribute pairs of a step, as the code):
+
+    L_rec = ‖A − A1‖₁ + ‖B − B1‖₁ (eq. 3), as the code: mean |·| in [0, 1] units (its |·|/255)
+    ``gan=wgan`` (the code, Arjovsky et al.):  critic  E[f(B2|·)ᵢ] − E[f(A|y_A)ᵢ] + E[f(A2|·)ᵢ] − E[f(B|y_B)ᵢ]
+                                               generator  −E[f(B2|·)ᵢ] − E[f(A2|·)ᵢ]
+    ``gan=nonsaturating`` (the paper, eqs. 4, 6–8):  L_D = L_D1 + L_D0,
+        L_D1 = −log D(A|y_A)ᵢ − log(1 − D(B2|·)ᵢ),  L_D0 = −log D(B|y_B)ᵢ − log(1 − D(A2|·)ᵢ)
+        L_GAN = −log D(B2|·)ᵢ − log D(A2|·)ᵢ   (eq. 4 with its typo fixed: eqs. 6–7 and the code
+        judge B2 as an A and A2 as a B)
+    L_G = L_rec + λ_gan L_GAN (eq. 5, "omitting the coefficient": λ_gan = 1)
+
+The critic is shared over attributes: it reads the image with the label vector (±1) tiled on
+planes and returns one score per attribute; attribute i's pair uses score i (§1.2). What the
+crossbreeds are conditioned on is ``critic_labels``: ``donor`` (the code) — B2 on A's whole label
+vector and A2 on B's; ``recipient`` — each child on its own image's labels with element i set to
+the value it should now have (ours; with ``donor`` every other attribute of the donor is asked
+of the child too).
+
+Schedule (§1.5): RMSprop (lr 5e-5, smoothing 0.8, no momentum) for both players; the critic runs
+``critic_burst`` = 100 steps on the same batch every ``critic_burst_every`` = 500th step and
+``critic_steps`` = 1 otherwise, each followed (``gan=wgan``) by clipping every critic parameter —
+BatchNorm's γ and β included — to [−``clip``, ``clip``]; then one generator step. The generator's
+forward pass is computed once per step: the critic steps read its detached children, the
+generator step scores them with the updated critic. Pair batches: ``schedule`` (see
+:mod:`factorkit.data.pairs`); ``train.batch_size`` is the size of one A (or B) batch.
+
+Editing (§1.6, the code's ``test.py``): ``swap`` exchanges pieces; ``edit(value=0)`` annihilates;
+``edit(value=λ)`` sets piece i to λ times a reference image's piece — by default the attribute's
+*prototype*, the running mean of a_i over the training A's (ours: the paper always edits with a
+second image; the prototype lets every edit metric run on one image); ``interpolate`` blends
+λ·a_i + (1 − λ)·b_i for one or two attributes (Fig. 4).
+
+Init (the code): every weight N(0, 0.02), no conv bias but one learned per-channel bias before
+the decoder's tanh; FC bias zero. Images are [0, 1] outside and [−1, 1] inside (the code's
+x/127.5 − 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..config import fraction, nonnegative, positive
+from ..data.pairs import AttributePairSampler
+from ..errors import UsageError
+from ..nn import adversarial as adv
+from ..nn.blocks import conv_block
+from .base import Code, Model, images_to_signed, signed_to_images
+from .registry import register
+
+Tensor = torch.Tensor
+
+
+# --- networks (methods.md §1.2; f = width, the code's 128) ---------------------------------------
+
+
+def _init(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Encoder(nn.Module):
+    """The code's "splitter": conv k4 s2 to f (no BN), 2f, 4f (BN), LReLU 0.2, no bias."""
+
+    def __init__(self, channels: int, f: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*conv_block(channels, f, 4, 2, 1, act="lrelu", bias=False),
+                                 *conv_block(f, 2 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
+                                 *conv_block(2 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False))
+        _init(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """The code's "joiner": deconv k4 s2 to 4f, 2f (BN, ReLU), to the image, a learned bias, tanh."""
+
+    def __init__(self, channels: int, f: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
+                                 *conv_block(4 * f, 2 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
+                                 *conv_block(2 * f, channels, 4, 2, 1, bias=False, transpose=True))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        _init(self)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.tanh(self.net(h) + self.bias)
+
+
+class Critic(nn.Module):
+    """D, shared over attributes: [image, labels tiled on n planes] → conv k4 s2 to f (no BN), 2f,
+    4f, 4f (BN), LReLU, then FC → one score per attribute (no sigmoid)."""
+
+    def __init__(self, channels: int, size: int, f: int, n_attr: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*conv_block(channels + n_attr, f, 4, 2, 1, act="lrelu", bias=False),
+                                 *conv_block(f, 2 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
+                                 *conv_block(2 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
+                                 *conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
+                                 nn.Flatten(), nn.Linear(4 * f * (size // 16) ** 2, n_attr))
+        _init(self)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        planes = (labels * 2 - 1)[:, :, None, None].expand(-1, -1, *x.shape[2:])  # the code's raw ±1 labels
+        return self.net(torch.cat([x, planes.to(x.dtype)], 1))
+
+
+@dataclass
+class Pair:
+    """One attribute's pair batch: attribute position ``j``, images in [−1, 1] and 0/1 labels."""
+
+    j: int
+    xa: Tensor
+    ya: Tensor
+    xb: Tensor
+    yb: Tensor
+
+
+@register
+class DNAGAN(Model):
+    name = "dna-gan"
+    paper = "Xiao, Hong & Ma, DNA-GAN: Learning Disentangled Representations from Multi-Attribute Images, 2018"
+    supervision = "attributes"
+    layout = "one spatial piece per attribute + attribute-free z (channels of the encoder map)"
+    operations = frozenset({"encode", "decode", "reconstruct", "edit", "swap"})
+
+    @dataclass
+    class Config:
+        attributes: tuple[str, ...] = ()  # the labelled attributes with a piece each (empty: all of the dataset's)
+        width: positive() = 128  # f: encoder f, 2f, 4f; the latent has 4f channels (the code: 512)
+        piece_channels: positive() = 128  # channels per attribute piece (the code: 0.25 × 512); z gets the rest
+        gan: Literal["wgan", "nonsaturating"] = "wgan"  # the code (WGAN, clipping) | the paper (eqs. 4–8)
+        clip: positive(float) = 0.01  # WGAN weight clipping c
+        lambda_gan: nonnegative(float) = 1.0  # eq. 5 "omitting the coefficient"
+        lr: positive(float) = 5e-5  # RMSprop, both players
+        rmsprop_alpha: fraction() = 0.8  # the code's decay=0.8
+        critic_steps: positive() = 1
+        critic_burst: positive() = 100  # critic steps every critic_burst_every-th step (the code: 100 / 500)
+        critic_burst_every: nonnegative() = 500  # 0: no bursts
+        schedule: Literal["joint", "cyclic", "random_pairs"] = "joint"  # the code | §3.4 | §3.4's comparison
+        annihilate: bool = True  # False: swap b_i instead of zeroing it (§3.3's ablation)
+        critic_labels: Literal["donor", "recipient"] = "donor"  # the code | ours (see the module doc)
+        prototype_momentum: fraction() = 0.99  # running mean of each piece over the training A's
+
+    def __init__(self, config: "DNAGAN.Config", info) -> None:
+        super().__init__(config, info)
+        c = config
+        self.attr_names = self.resolve_attributes(info, c.attributes)
+        self.attr_index = [info.attribute_index(a) for a in self.attr_names]
+        n, latent = len(self.attr_names), 4 * c.width
+        if n * c.piece_channels >= latent:
+            raise UsageError(
+                f"{self.name}: {n} attribute pieces × {c.piece_channels} channels = {n * c.piece_channels} leave no "
+                f"channels for z out of the latent's 4 × width = {latent}; set model.piece_channels to at most "
+                f"{(latent - 1) // n}, raise model.width or train fewer model.attributes")
+        if "z" in self.attr_names:
+            raise UsageError(f"{self.name}: an attribute named 'z' would clash with the attribute-free part")
+        self.latent_shape = (latent, info.size // 8, info.size // 8)
+        self.encoder = Encoder(info.channels, c.width)
+        self.decoder = Decoder(info.channels, c.width)
+        self.critic = Critic(info.channels, info.size, c.width, n)
+        self.register_buffer("prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
+        self.register_buffer("prototype_count", torch.zeros(n))
+
+    # --- configuration ---------------------------------------------------------------------
+    @staticmethod
+    def resolve_attributes(info, names: tuple[str, ...]) -> list[str]:
+        if not names:
+            return list(info.attributes)
+        out = [info.attributes[info.attribute_index(a)] for a in names]  # an unknown name: the valid ones
+        if len(set(out)) != len(out):
+            raise UsageError(f"model.attributes lists an attribute twice: {', '.join(names)}")
+        return out
+
+    @classmethod
+    def check_data(cls, info) -> None:
+        if not info.attributes or info.attribute_kind != "binary":
+            what = "classes" if info.attributes else "no attributes"
+            raise UsageError(f"{cls.name} needs binary attributes; {info.name} has {what} "
+                             "(try faces, celeba or a folder with attributes)")
+        if info.size % 16:
+            raise UsageError(f"{cls.name}: image size {info.size} must be divisible by 16 (the critic's four stride-2 layers)")
+
+    @classmethod
+    def presets(cls, info) -> dict[str, dict[str, Any]]:
+        two = tuple(a for a in ("Bangs", "Eyeglasses") if a in info.attributes) or tuple(info.attributes[:2])
+        # paper: the code's defaults (64×64, 512-channel latent, 128 per piece, batch 64 per stream,
+        # 200,000 steps) on the README's example attributes
+        paper = {"model.attributes": two, "model.width": 128, "model.piece_channels": 128,
+                 "train.batch_size": 64, "train.steps": 200_000}
+        four = tuple(a for a in ("Bangs", "Eyeglasses", "Smiling", "Wearing_Hat") if a in info.attributes)
+        fast = {"model.attributes": four or tuple(info.attributes[:3]), "model.width": 32, "model.piece_channels": 16,
+                "train.batch_size": 16, "train.steps": 3000}
+        return {"fast": fast, "paper": paper}
+
+    def edit_attributes(self) -> list[str]:
+        return list(self.attr_names)
+
+    def chunk_names(self) -> list[str]:
+        return list(self.attr_names)
+
+    # --- pieces of the spatial latent ----------------------------------------------------------
+    def piece(self, j: int) -> slice:
+        """Channels of piece ``j`` (0..n−1) or, for j = n, of z."""
+        pc, n = self.config.piece_channels, len(self.attr_names)
+        return slice(j * pc, (j + 1) * pc) if j < n else slice(n * pc, self.latent_shape[0])
+
+    def with_piece(self, h: Tensor, j: int, value: Tensor | float) -> Tensor:
+        out = h.clone()
+        out[:, self.piece(j)] = value
+        return out
+
+    def piece_index(self, name) -> int:
+        """An attribute name, ``z``, or a piece number (n = z) → the piece's position."""
+        n = len(self.attr_names)
+        if isinstance(name, int) or str(name).isdigit():
+            j = int(name)
+            if not 0 <= j <= n:
+                raise UsageError(f"{self.name}: piece {j} out of range; pieces 0..{n - 1} are "
+                                 f"{', '.join(self.attr_names)} and {n} is z")
+            return j
+        if name == "z":
+            return n
+        if name not in self.attr_names:
+            self.info.attribute_index(name)  # an unknown name: the dataset's error
+            raise UsageError(f"{self.name} has pieces for {', '.join(self.attr_names)} (and z), not {name!r} "
+                             "(model.attributes)")
+        return self.attr_names.index(name)
+
+    # --- pair batches ------------------------------------------------------------------------
+    def batch_sampler(self, dataset, batch_size, seed, rank, world, start):
+        labels = dataset.attribute_array()
+        return AttributePairSampler(labels, self.attr_index, batch_size, seed, self.config.schedule, rank, world, start,
+                                    names=self.attr_names)
+
+    def critic_iterations(self, step: int) -> int:
+        """§1.5: ``critic_burst`` (100) at steps 0, 500, 1000, …, else ``critic_steps`` (1)."""
+        c = self.config
+        return c.critic_burst if c.critic_burst_every and step % c.critic_burst_every == 0 else c.critic_steps
+
+    def pairs(self, batch: dict[str, Tensor], step: int) -> list[Pair]:
+        """Cut a sampler batch into its attribute pairs (see :mod:`factorkit.data.pairs`): A_i, B_i
+        blocks for every attribute (``joint``), for i = step mod n (``cyclic``), or — ``random_pairs`` —
+        the useful pairs of two random blocks (labels differ at i), turned so that A has i = 1."""
+        x, y = images_to_signed(batch["image"]), batch["attributes"][:, self.attr_index].float()
+        n = len(self.attr_names)
+        if self.config.schedule == "joint":
+            b = len(x) // (2 * n)
+            out = [Pair(j, x[2 * j * b:(2 * j + 1) * b], y[2 * j * b:(2 * j + 1) * b],
+                        x[(2 * j + 1) * b:(2 * j + 2) * b], y[(2 * j + 1) * b:(2 * j + 2) * b]) for j in range(n)]
+        else:
+            b, j = len(x) // 2, step % n
+            xa, ya, xb, yb = x[:b], y[:b], x[b:2 * b], y[b:2 * b]
+            if self.config.schedule == "random_pairs":
+                turn = ya[:, j] < 0.5
+                xa, xb = torch.where(turn[:, None, None, None], xb, xa), torch.where(turn[:, None, None, None], xa, xb)
+                ya, yb = torch.where(turn[:, None], yb, ya), torch.where(turn[:, None], ya, yb)
+                useful = ya[:, j] != yb[:, j]
+                xa, ya, xb, yb = xa[useful], ya[useful], xb[useful], yb[useful]
+            out = [Pair(j, xa, ya, xb, yb)]
+        for p in out:
+            if len(p.ya) and not (bool((p.ya[:, p.j] > 0.5).all()) and bool((p.yb[:, p.j] < 0.5).all())):
+                raise RuntimeError(f"pair batch for {self.attr_names[p.j]} at step {step} is not A = 1 / B = 0: "
+                                   "the batch does not come from this model's batch_sampler")
+        return [p for p in out if len(p.ya)]
+
+    # --- the data flow (§1.3) ------------------------------------------------------------------
+    def breed(self, pairs: list[Pair]) -> list[dict[str, Tensor]]:
+        """A1, B1, A2, B2 of eq. 2 (or eq. 9 with ``annihilate=false``) for every pair; one encoder
+        and one decoder pass over all of them. Also ``ea`` (A's latent), for the prototypes."""
+        ea_eb = self.encoder(torch.cat([t for p in pairs for t in (p.xa, p.xb)]))
+        latents, sizes, eas = [], [], []
+        at = 0
+        for p in pairs:
+            b = len(p.xa)
+            ea, eb = ea_eb[at:at + b], ea_eb[at + b:at + 2 * b]
+            at += 2 * b
+            j = p.j
+            if self.config.annihilate:
+                kids = [ea, self.with_piece(eb, j, 0.0), self.with_piece(ea, j, 0.0), self.with_piece(eb, j, ea[:, self.piece(j)])]
+            else:
+                kids = [ea, eb, self.with_piece(ea, j, eb[:, self.piece(j)]), self.with_piece(eb, j, ea[:, self.piece(j)])]
+            latents += kids
+            sizes.append(b)
+            eas.append(ea)
+        images = self.decoder(torch.cat(latents))
+        out, at = [], 0
+        for b, ea in zip(sizes, eas):
+            a1, b1, a2, b2 = images[at:at + 4 * b].split(b)
+            at += 4 * b
+            out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, "ea": ea})
+        return out
+
+    def child_labels(self, p: Pair) -> tuple[Tensor, Tensor]:
+        """What the critic is told B2 and A2 are (``critic_labels``)."""
+        if self.config.critic_labels == "donor":
+            return p.ya, p.yb
+        yb2, ya2 = p.yb.clone(), p.ya.clone()
+        yb2[:, p.j], ya2[:, p.j] = 1.0, 0.0
+        return yb2, ya2
+
+    def critic_scores(self, pairs: list[Pair], kids: list[dict[str, Tensor]], detach: bool) -> dict[str, list[Tensor]]:
+        """Score j of every real A, B and child B2, A2, each source in its own critic batch (the code)."""
+        d = self.critic
+        lab = [self.child_labels(p) for p in pairs]
+        f = (lambda t: t.detach()) if detach else (lambda t: t)
+        cat = torch.cat
+        sizes = [len(p.ya) for p in pairs]
+        cols = torch.cat([torch.full((b,), p.j, dtype=torch.long) for b, p in zip(sizes, pairs)]).to(pairs[0].xa.device)
+
+        def pick(scores: Tensor) -> list[Tensor]:
+            return list(scores.gather(1, cols[:, None]).squeeze(1).split(sizes))
+
+        out = {"B2": pick(d(cat([f(k["B2"]) for k in kids]), cat([lb[0] for lb in lab]))),
+               "A2": pick(d(cat([f(k["A2"]) for k in kids]), cat([lb[1] for lb in lab])))}
+        if detach:
+            out["A"] = pick(d(cat([p.xa for p in pairs]), cat([p.ya for p in pairs])))
+            out["B"] = pick(d(cat([p.xb for p in pairs]), cat([p.yb for p in pairs])))
+        return out
+
+    # --- the losses (each next to its equation) ------------------------------------------------
+    @staticmethod
+    def rec_loss(x: Tensor, x_rec: Tensor) -> Tensor:
+        """One term of eq. 3, ‖x − x₁‖₁, as the code: mean |·| over the [0, 1] image (its |·|/255).
+        Inputs are in [−1, 1], so the mean absolute difference is halved."""
+        return (x - x_rec).abs().mean() * 0.5
+
+    def critic_loss(self, s: dict[str, list[Tensor]]) -> Tensor:
+        """Summed over pairs. ``wgan``: Arjovsky et al. eq. 3 as a loss, for B2 against A and A2
+        against B (the code's loss_D). ``nonsaturating``: L_D = L_D1 + L_D0 (eqs. 6–8)."""
+        total = 0.0
+        for a, b, b2, a2 in zip(s["A"], s["B"], s["B2"], s["A2"]):
+            if self.config.gan == "wgan":
+                total = total + adv.wgan_critic_loss(a, b2) + adv.wgan_critic_loss(b, a2)
+            else:
+                total = total + adv.d_loss(a, b2) + adv.d_loss(b, a2)  # L_D1 + L_D0
+        return total
+
+    def gan_loss(self, s: dict[str, list[Tensor]]) -> Tensor:
+        """The generator's GAN term, summed over pairs: ``wgan`` −E f(B2) − E f(A2) (the code's loss_G);
+        ``nonsaturating`` eq. 4: −E log D(B2) − E log D(A2)."""
+        total = 0.0
+        for b2, a2 in zip(s["B2"], s["A2"]):
+            if self.config.gan == "wgan":
+                total = total + adv.wgan_generator_loss(b2) + adv.wgan_generator_loss(a2)
+            else:
+                total = total + adv.g_loss(b2) + adv.g_loss(a2)
+        return total
+
+    # --- the players ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.config
+        return {"generator": torch.optim.RMSprop([*self.encoder.parameters(), *self.decoder.parameters()],
+                                                 lr=c.lr, alpha=c.rmsprop_alpha),
+                "critic": torch.optim.RMSprop(self.critic.parameters(), lr=c.lr, alpha=c.rmsprop_alpha)}
+
+    def critic_step(self, pairs, kids, opt) -> Tensor:
+        """One critic update on the detached children, then (WGAN) w ← clip(w, −c, c) (Alg. 1 line 7)."""
+        loss = self.critic_loss(self.critic_scores(pairs, kids, detach=True))
+        opt.step("critic", loss)
+        if self.config.gan == "wgan":
+            adv.clip_weights(self.critic, self.config.clip)
+        return loss.detach()
+
+    def generator_step(self, pairs, kids, opt) -> dict[str, Tensor]:
+        """L_G = L_rec + λ_gan L_GAN (eq. 5) into the encoder and decoder."""
+        rec = sum(self.rec_loss(p.xa, k["A1"]) + self.rec_loss(p.xb, k["B1"]) for p, k in zip(pairs, kids))
+        gan = self.gan_loss(self.critic_scores(pairs, kids, detach=False))
+        total = rec + self.config.lambda_gan * gan
+        opt.step("generator", total)
+        return {"rec": rec.detach(), "gan_g": gan.detach(), "generator": total.detach()}
+
+    @torch.no_grad()
+    def update_prototypes(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> None:
+        """Running mean of piece j over the training A's (with i = 1): the default edit reference."""
+        for p, k in zip(pairs, kids):
+            mean = k["ea"][:, self.piece(p.j)].detach().mean(0)
+            count = self.prototype_count[p.j]
+            m = min(self.config.prototype_momentum, float(count) / (float(count) + 1))
+            self.prototypes[p.j].mul_(m).add_((1 - m) * mean)
+            self.prototype_count[p.j] += 1
+
+    def train_step(self, batch, step, opt):
+        pairs = self.pairs(batch, step)
+        if not pairs:  # random_pairs drew no useful pair
+            return {"useful_pairs": torch.zeros(())}
+        kids = self.breed(pairs)
+        d_losses = [self.critic_step(pairs, kids, opt) for _ in range(self.critic_iterations(step))]
+        losses = self.generator_step(pairs, kids, opt)
+        self.update_prototypes(pairs, kids)
+        losses["critic"] = d_losses[-1]
+        if self.config.schedule == "random_pairs":
+            losses["useful_pairs"] = torch.tensor(float(len(pairs[0].ya)))
+        return losses
+
+    # --- user-facing operations ------------------------------------------------------------
+    def encode(self, images: Tensor) -> Code:
+        """The flattened latent (channel-major, so every piece is a contiguous run of columns);
+        parts: one per attribute, and ``z``."""
+        h = self.encoder(images_to_signed(self.check_images(images)))
+        hw = h.shape[2] * h.shape[3]
+        n = len(self.attr_names)
+        slices = {a: slice(self.piece(j).start * hw, self.piece(j).stop * hw) for j, a in enumerate(self.attr_names)}
+        slices["z"] = slice(self.piece(n).start * hw, self.piece(n).stop * hw)
+        return Code(h.flatten(1), slices)
+
+    def decode(self, code: Code) -> Tensor:
+        return signed_to_images(self.decoder(code.tensor.view(-1, *self.latent_shape)))
+
+    def _latent(self, images: Tensor) -> Tensor:
+        return self.encoder(images_to_signed(self.check_images(images)))
+
+    def _decode_latent(self, h: Tensor) -> Tensor:
+        return signed_to_images(self.decoder(h))
+
+    @torch.no_grad()
+    def representation(self, images: Tensor) -> Tensor:
+        """Each latent channel's spatial mean — (N, 4·width), piece by piece, then z — the fixed-size
+        code the metrics score (the flattened map has 4·width·(s/8)² columns)."""
+        return self._latent(images).mean((2, 3))
+
+    def retrieval_chunks(self) -> dict[str, slice]:
+        n = len(self.attr_names)
+        out = {a: self.piece(j) for j, a in enumerate(self.attr_names)}
+        out["z"] = self.piece(n)
+        return out
+
+    @torch.no_grad()
+    def swap(self, images_a: Tensor, images_b: Tensor, chunks=None, attributes=None, both: bool = False, **kwargs: Any):
+        """b with the listed pieces of a (attribute names, ``z``, or piece numbers; ``attributes``
+        is the same list by name). ``both=True``: the pair both ways — (b with a's pieces, a with b's)."""
+        self.require("swap")
+        if kwargs:
+            raise UsageError(f"{self.name}.swap: unknown option(s) {', '.join(sorted(kwargs))}; it takes chunks, "
+                             "attributes and both")
+        names = list(chunks or []) + list(attributes or [])
+        if not names:
+            raise UsageError(f"{self.name}.swap: name the pieces to swap ({', '.join(self.attr_names)} or z)")
+        js = sorted({self.piece_index(c) for c in names})
+        ha, hb = self._latent(images_a), self._latent(images_b)
+        if len(ha) != len(hb):
+            raise UsageError(f"swap needs as many images in a as in b ({len(ha)} vs {len(hb)})")
+        b_new, a_new = hb.clone(), ha.clone()
+        for j in js:
+            b_new[:, self.piece(j)], a_new[:, self.piece(j)] = ha[:, self.piece(j)], hb[:, self.piece(j)]
+        if both:
+            return self._decode_latent(b_new), self._decode_latent(a_new)
+        return self._decode_latent(b_new)
+
+    @torch.no_grad()
+    def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute: str) -> dict[str, Tensor]:
+        """The four children of eq. 2 (eq. 9 with ``annihilate=false``) for test pairs: A1, B1, A2
+        (A without the attribute) and B2 (B with A's piece) — images in [0, 1]."""
+        j = self.piece_index(attribute)
+        if j == len(self.attr_names):
+            raise UsageError("crossbreed takes an attribute, not z")
+        ha, hb = self._latent(images_a), self._latent(images_b)
+        if len(ha) != len(hb):
+            raise UsageError(f"crossbreed needs as many images in a as in b ({len(ha)} vs {len(hb)})")
+        s = self.piece(j)
+        if self.config.annihilate:
+            kids = (ha, self.with_piece(hb, j, 0.0), self.with_piece(ha, j, 0.0), self.with_piece(hb, j, ha[:, s]))
+        else:
+            kids = (ha, hb, self.with_piece(ha, j, hb[:, s]), self.with_piece(hb, j, ha[:, s]))
+        return dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in kids)))
+
+    def _reference_piece(self, j: int, reference: Tensor | None, n: int) -> Tensor:
+        if reference is not None:
+            ref = self._latent(reference)[:, self.piece(j)]
+            if len(ref) not in (1, n):
+                raise UsageError(f"reference: one image or one per edited image ({n}), got {len(ref)}")
+            return ref.expand(n, *ref.shape[1:])
+        if float(self.prototype_count[j]) == 0:
+            raise UsageError(f"{self.name} has no {self.attr_names[j]} prototype yet (the model is untrained); "
+                             "pass reference=IMAGES (an image with the attribute) or edit with value=0")
+        return self.prototypes[j].expand(n, *self.prototypes.shape[1:])
+
+    @torch.no_grad()
+    def edit(self, images: Tensor, attribute: str, value=1.0, reference: Tensor | None = None, **kwargs: Any) -> Tensor:
+        """Piece ``attribute`` := value · (the reference image's piece, or the attribute's prototype):
+        0 annihilates (the attribute off), 1 takes the reference's attribute, between interpolates (§1.6);
+        ``value`` is a number or one per image."""
+        self.require("edit")
+        if kwargs:
+            raise UsageError(f"{self.name}.edit: unknown option(s) {', '.join(sorted(kwargs))}; it takes reference")
+        j = self.piece_index(attribute)
+        if j == len(self.attr_names):
+            raise UsageError(f"{self.name}.edit: z is not an attribute; edit one of {', '.join(self.attr_names)}")
+        h = self._latent(images)
+        values = torch.as_tensor(value, dtype=h.dtype, device=h.device)
+        if values.dim() > 1 or (values.dim() == 1 and len(values) != len(h)):
+            raise UsageError(f"edit value must be a number or one number per image ({len(h)}), got shape {tuple(values.shape)}")
+        scale = values.expand(len(h)).reshape(-1, 1, 1, 1)
+        if bool((values == 0).all()):
+            return self._decode_latent(self.with_piece(h, j, 0.0))
+        ref = self._reference_piece(j, None if reference is None else reference.to(h.device), len(h))
+        return self._decode_latent(self.with_piece(h, j, scale * ref))
+
+    @torch.no_grad()
+    def interpolate(self, images: Tensor, references: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+        """Fig. 4 / the code's interpolation: for each named attribute, piece := λ·a_ref + (1 − λ)·b."""
+        if set(references) != set(weights):
+            raise UsageError("interpolate: give one reference and one weight per attribute")
+        h = self._latent(images)
+        out = h.clone()
+        for name, ref in references.items():
+            j = self.piece_index(name)
+            s = self.piece(j)
+            r = self._latent(ref)[:, s]
+            lam = float(weights[name])
+            out[:, s] = lam * r.expand(len(h), *r.shape[1:]) + (1 - lam) * h[:, s]
+        return self._decode_latent(out)
+
+    def visuals(self, batch):
+        x = batch["image"][:8]
+        rows = {"input": x, "reconstruction": self.reconstruct(x)}
+        a = self.attr_names[0]
+        rows[f"{a} annihilated"] = self.edit(x, a, 0.0)
+        if len(x) > 1:
+            rows[f"{a} piece from the next image"] = self.swap(x.roll(-1, 0), x, [a])
+        return rows

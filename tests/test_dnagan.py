@@ -1,0 +1,347 @@
+"""DNA-GAN (methods.md §1): pieces, annihilation and swaps, the critic schedule and clipping, the
+pair sampler and its schedules, the losses against hand computations, one method per player."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import factorkit as fk
+from factorkit.data.pairs import AttributePairSampler
+from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.train.distributed import Dist
+from factorkit.train.trainer import Players
+
+ATTRS = ("Smiling", "Eyeglasses", "Bangs")
+TINY = {"attributes": ATTRS, "width": 4, "piece_channels": 2}
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return fk.data.load("faces", "train", size=240)
+
+
+def build(ds, **kw):
+    return fk.models.build("dna-gan", ds, seed=0, **{**TINY, **kw})
+
+
+def players(model):
+    opts = model.configure_optimizers()
+    return Players(opts, {n: None for n in opts}, Dist(), fetch=None)
+
+
+def pair_batch(model, ds, step=0, batch_size=4, seed=0):
+    sampler = model.batch_sampler(ds, batch_size, seed, 0, 1, step)
+    return ds.get_batch(np.array(next(iter(sampler))))
+
+
+def decoder_input(model, fn):
+    """Run ``fn`` and return what the decoder was given (the latent after annihilation / swaps)."""
+    seen = []
+    handle = model.decoder.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
+# --- pieces ----------------------------------------------------------------------------------------
+
+
+def test_an_empty_z_is_refused_naming_the_numbers(faces):
+    with pytest.raises(UsageError, match=r"3 attribute pieces × 6 channels = 18 .* 4 × width = 16.* at most 5"):
+        build(faces, piece_channels=6)
+    with pytest.raises(UsageError, match="leave no channels for z"):
+        build(faces, attributes=(), piece_channels=3)  # seven attributes × 3 = 21 ≥ 16
+    model = build(faces, piece_channels=5)  # 15 of 16 channels: z keeps one
+    assert model.piece(3) == slice(15, 16)
+
+
+def test_code_parts_are_the_channel_pieces_of_the_latent(faces):
+    model = build(faces).eval()
+    x = faces.images_at(np.arange(3))
+    code = model.encode(x)
+    h = model.encoder(x * 2 - 1)
+    assert code.dim == 16 * 8 * 8 and list(code.slices) == [*ATTRS, "z"]
+    assert torch.equal(code["Eyeglasses"], h[:, 2:4].flatten(1))
+    assert torch.equal(code["z"], h[:, 6:].flatten(1))
+    assert torch.allclose(model.decode(code), model.reconstruct(x))
+    assert model.representation(x).shape == (3, 16)
+    assert torch.allclose(model.representation(x), h.mean((2, 3)))
+
+
+def test_annihilation_zeroes_exactly_piece_i(faces):
+    model = build(faces).eval()
+    x = faces.images_at(np.arange(4))
+    with torch.no_grad():
+        h = model.encoder(x * 2 - 1)
+    seen = decoder_input(model, lambda: model.edit(x, "Eyeglasses", 0.0))
+    assert torch.all(seen[:, 2:4] == 0)
+    assert torch.equal(seen[:, :2], h[:, :2]) and torch.equal(seen[:, 4:], h[:, 4:])
+    assert bool((h[:, 2:4] != 0).any())  # there was something to annihilate
+    kids = decoder_input(model, lambda: model.crossbreed(x[:2], x[2:], "Bangs")["A2"])  # the last decoded: B2
+    assert torch.equal(kids[:, 4:6], h[:2, 4:6]) and torch.equal(kids[:, :4], h[2:, :4])
+
+
+def test_a_swap_of_all_pieces_and_z_is_the_other_images_reconstruction(faces):
+    model = build(faces).eval()
+    a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
+    everything = model.swap(a, b, chunks=[*ATTRS, "z"])
+    assert torch.allclose(everything, model.reconstruct(a), atol=1e-6)
+    assert torch.allclose(model.swap(a, b, chunks=[0, 1, 2, 3]), everything)  # by number: n is z
+    b_new, a_new = model.swap(a, b, attributes=["Smiling"], both=True)
+    seen_b = decoder_input(model, lambda: model.swap(a, b, attributes=["Smiling"]))
+    ha, hb = model.encoder(a * 2 - 1), model.encoder(b * 2 - 1)
+    assert torch.equal(seen_b[:, :2], ha[:, :2]) and torch.equal(seen_b[:, 2:], hb[:, 2:])
+    assert torch.allclose(b_new, model.swap(a, b, attributes=["Smiling"]))
+    assert torch.allclose(a_new, model.swap(b, a, attributes=["Smiling"]))
+    with pytest.raises(UsageError, match="has pieces for Smiling, Eyeglasses, Bangs"):
+        model.swap(a, b, attributes=["Mustache"])
+    with pytest.raises(UsageError, match="piece 7 out of range"):
+        model.swap(a, b, chunks=[7])
+
+
+def test_edit_scales_the_reference_piece_and_needs_a_prototype_when_untrained(faces):
+    model = build(faces).eval()
+    x, ref = faces.images_at(np.arange(4)), faces.images_at(np.arange(4, 5))
+    with pytest.raises(UsageError, match="no Bangs prototype yet"):
+        model.edit(x, "Bangs", 1.0)
+    # value 1 with a reference = the reference's piece swapped in
+    assert torch.allclose(model.edit(x, "Bangs", 1.0, reference=ref), model.swap(ref.expand(4, -1, -1, -1), x, ["Bangs"]))
+    seen = decoder_input(model, lambda: model.edit(x, "Bangs", torch.tensor([0.0, 0.5, 1.0, 2.0]), reference=ref))
+    r = model.encoder(ref * 2 - 1)[:, 4:6]
+    for i, v in enumerate([0.0, 0.5, 1.0, 2.0]):
+        assert torch.allclose(seen[i, 4:6], v * r[0])
+    # interpolate (Fig. 4): λ·a + (1 − λ)·b on two pieces at once
+    h = model.encoder(x * 2 - 1)
+    seen = decoder_input(model, lambda: model.interpolate(x, {"Bangs": ref, "Smiling": ref}, {"Bangs": 0.25, "Smiling": 1.0}))
+    assert torch.allclose(seen[:, 4:6], 0.25 * r.expand(4, -1, -1, -1) + 0.75 * h[:, 4:6], atol=1e-6)
+    assert torch.allclose(seen[:, :2], model.encoder(ref * 2 - 1)[:, :2].expand(4, -1, -1, -1))
+    with pytest.raises(UsageError, match="unknown option"):
+        model.edit(x, "Bangs", 0.0, use_mean=True)
+    with pytest.raises(UnsupportedOperation):
+        model.traverse(x, 0, [0.0, 1.0])
+    with pytest.raises(UnsupportedOperation):
+        model.sample(2)
+
+
+def test_prototypes_are_the_running_mean_of_the_trained_pieces(faces):
+    model = build(faces, schedule="cyclic", critic_burst_every=0, prototype_momentum=0.5)
+    opt = players(model)
+    means = []
+    for step in range(3):  # cyclic: attributes 0, 1, 2 — one update each
+        batch = pair_batch(model, faces, step)
+        pairs = model.pairs(batch, step)
+        with torch.no_grad():
+            h = model.encoder(torch.cat([pairs[0].xa, pairs[0].xb]))  # one encoder batch, as breed()
+            means.append(h[: len(pairs[0].xa), model.piece(step)].mean(0))
+        model.train_step(batch, step, opt)
+    for j in range(3):
+        assert float(model.prototype_count[j]) == 1
+        assert torch.allclose(model.prototypes[j], means[j], atol=1e-5)  # first update: the mean itself
+
+
+# --- the pair sampler and the schedules -------------------------------------------------------------
+
+
+def test_joint_pairs_have_the_attribute_on_in_a_and_off_in_b(faces):
+    model = build(faces)
+    batch = pair_batch(model, faces, batch_size=5)
+    assert len(batch["image"]) == 2 * 3 * 5
+    pairs = model.pairs(batch, 0)
+    assert [p.j for p in pairs] == [0, 1, 2]
+    for p in pairs:
+        assert bool((p.ya[:, p.j] == 1).all()) and bool((p.yb[:, p.j] == 0).all())
+        assert len(p.xa) == len(p.xb) == 5
+
+
+def test_cyclic_trains_attribute_step_mod_n(faces):
+    model = build(faces, schedule="cyclic")
+    for step in range(7):
+        batch = pair_batch(model, faces, step)
+        pairs = model.pairs(batch, step)
+        assert [p.j for p in pairs] == [step % 3]
+        j = step % 3
+        assert bool((pairs[0].ya[:, j] == 1).all()) and bool((pairs[0].yb[:, j] == 0).all())
+    with pytest.raises(RuntimeError, match="not A = 1 / B = 0"):
+        model.pairs(pair_batch(model, faces, 1), 2)  # attribute 1's batch read as attribute 2's
+
+
+def test_random_pairs_keep_the_useful_pairs_turned_so_that_a_has_it(faces):
+    model = build(faces, schedule="random_pairs")
+    labels = faces.attribute_array()[:, [faces.info.attribute_index(a) for a in ATTRS]]
+    for step in range(4):
+        idx = next(iter(model.batch_sampler(faces, 8, 0, 0, 1, step)))
+        la, lb = labels[idx[:8], step % 3], labels[idx[8:], step % 3]
+        pairs = model.pairs(faces.get_batch(np.array(idx)), step)
+        useful = int((la != lb).sum())
+        assert (len(pairs[0].xa) if pairs else 0) == useful
+        if pairs:
+            assert bool((pairs[0].ya[:, step % 3] == 1).all()) and bool((pairs[0].yb[:, step % 3] == 0).all())
+
+
+@pytest.mark.parametrize("schedule", ["joint", "cyclic", "random_pairs"])
+def test_the_pair_sampler_resumes_exactly(faces, schedule):
+    labels = faces.attribute_array()
+    whole = AttributePairSampler(labels, [0, 2, 3], 6, seed=3, schedule=schedule)
+    it = iter(whole)
+    first = [next(it) for _ in range(40)]  # past an epoch of the rarest stream
+    later = iter(AttributePairSampler(labels, [0, 2, 3], 6, seed=3, schedule=schedule, start=25))
+    assert [next(later) for _ in range(15)] == first[25:]
+    # two ranks take disjoint halves of each block
+    r0 = next(iter(AttributePairSampler(labels, [0, 2, 3], 3, seed=3, schedule=schedule, rank=0, world=2)))
+    r1 = next(iter(AttributePairSampler(labels, [0, 2, 3], 3, seed=3, schedule=schedule, rank=1, world=2)))
+    blocks = len(first[0]) // 6
+    for k in range(blocks):
+        assert r0[3 * k:3 * k + 3] + r1[3 * k:3 * k + 3] == first[0][6 * k:6 * k + 6]
+
+
+def test_the_pair_sampler_names_an_attribute_too_rare_for_a_batch(faces):
+    labels = faces.attribute_array()
+    rare = int((labels[:, 4] > 0.5).sum())  # Wearing_Hat
+    with pytest.raises(UsageError, match=f"only {rare} images with Wearing_Hat = 1"):
+        AttributePairSampler(labels, [4], rare + 1, seed=0, names=["Wearing_Hat"])
+
+
+# --- the critic schedule and clipping -------------------------------------------------------------
+
+
+def test_the_critic_schedule_is_100_every_500th_step_and_1_otherwise(faces):
+    model = build(faces)
+    assert [model.critic_iterations(s) for s in (0, 1, 2, 499, 500, 501, 999, 1000, 1500)] == [100, 1, 1, 1, 100, 1, 1, 100, 100]
+    counts = []
+    for step in (0, 1, 500):
+        model2 = build(faces, schedule="cyclic")
+        opt = players(model2)
+        calls = []
+        real_step = opt.step
+        opt.step = lambda name, loss, **kw: (calls.append(name), real_step(name, loss, **kw))
+        model2.train_step(pair_batch(model2, faces, step), step, opt)
+        counts.append((calls.count("critic"), calls.count("generator"), calls[-1]))
+    assert counts == [(100, 1, "generator"), (1, 1, "generator"), (100, 1, "generator")]
+
+
+def test_after_every_critic_step_each_critic_parameter_lies_in_the_clip_range(faces):
+    model = build(faces, schedule="cyclic", clip=0.01)
+    with torch.no_grad():
+        for p in model.critic.parameters():
+            p.mul_(0).add_(0.5)  # far outside: the first step's clip must bring them in
+    opt = players(model)
+    seen = []
+    real_step = opt.step
+
+    def step(name, loss, **kw):
+        if name != "critic":
+            return real_step(name, loss, **kw)
+        real_step(name, loss, **kw)
+        seen.append(None)  # the clip runs after this returns: checked on the next call and at the end
+    opt.step = step
+    checks = []
+    original = fk.nn.adversarial.clip_weights
+
+    def clip_and_check(module, c):
+        original(module, c)
+        checks.append(max(float(p.abs().max()) for p in module.parameters()))
+    fk.nn.adversarial.clip_weights = clip_and_check
+    try:
+        model.train_step(pair_batch(model, faces, 0), 0, opt)
+    finally:
+        fk.nn.adversarial.clip_weights = original
+    assert len(checks) == len(seen) == 100
+    assert max(checks) <= 0.01
+    assert all(float(p.abs().max()) <= 0.01 for p in model.critic.parameters())  # BN γ, β included
+    ns = build(faces, schedule="cyclic", gan="nonsaturating")
+    with torch.no_grad():
+        for p in ns.critic.parameters():
+            p.fill_(0.5)
+    ns.train_step(pair_batch(ns, faces, 1), 1, players(ns))
+    assert any(float(p.abs().max()) > 0.01 for p in ns.critic.parameters())  # no clipping without WGAN
+
+
+# --- losses by hand ------------------------------------------------------------------------------
+
+
+def test_the_wgan_losses_equal_hand_computations(faces):
+    model = build(faces)
+    s = {"A": [torch.tensor([0.3, -0.1]), torch.tensor([0.5])], "B": [torch.tensor([0.2, 0.4]), torch.tensor([-0.2])],
+         "B2": [torch.tensor([0.1, -0.3]), torch.tensor([0.0])], "A2": [torch.tensor([0.6, 0.0]), torch.tensor([0.7])]}
+    # the code's loss_D = Σ_i mean(D(B2) − D(A)) + mean(D(A2) − D(B)); loss_G's GAN part = −Σ_i mean D(B2) + mean D(A2)
+    critic = ((0.1 - 0.3) / 2 - (0.3 - 0.1) / 2 + (0.6 + 0.0) / 2 - (0.2 + 0.4) / 2) + (0.0 - 0.5 + 0.7 + 0.2)
+    gen = -((0.1 - 0.3) / 2 + (0.6 + 0.0) / 2) - (0.0 + 0.7)
+    assert math.isclose(float(model.critic_loss(s)), critic, rel_tol=1e-6)
+    assert math.isclose(float(model.gan_loss(s)), gen, rel_tol=1e-6)
+    # eq. 3 as the code: mean |·| in [0, 1] units (model inputs are [−1, 1])
+    x, r = torch.tensor([[-1.0, 1.0], [0.0, 0.5]]), torch.tensor([[-0.5, 1.0], [1.0, 0.5]])
+    assert math.isclose(float(model.rec_loss(x, r)), (0.25 + 0 + 0.5 + 0) / 4, rel_tol=1e-6)
+
+
+def test_the_nonsaturating_losses_equal_eqs_4_and_6_to_8(faces):
+    model = build(faces, gan="nonsaturating")
+
+    def sp(v):  # −log σ(v) = softplus(−v)
+        return math.log1p(math.exp(-v))
+    s = {"A": [torch.tensor([0.3])], "B": [torch.tensor([-0.4])], "B2": [torch.tensor([1.2])], "A2": [torch.tensor([-0.7])]}
+    l_d1 = sp(0.3) + sp(-1.2)  # −log D(A) − log(1 − D(B2))
+    l_d0 = sp(-0.4) + sp(0.7)  # −log D(B) − log(1 − D(A2))
+    assert math.isclose(float(model.critic_loss(s)), l_d1 + l_d0, rel_tol=1e-5)
+    assert math.isclose(float(model.gan_loss(s)), sp(1.2) + sp(-0.7), rel_tol=1e-5)
+
+
+def test_the_critic_is_told_the_donors_or_the_recipients_labels(faces):
+    from factorkit.models.dnagan import Pair
+
+    ya, yb = torch.tensor([[1.0, 0.0, 1.0]]), torch.tensor([[0.0, 1.0, 0.0]])
+    p = Pair(0, torch.zeros(1, 3, 64, 64), ya, torch.zeros(1, 3, 64, 64), yb)
+    assert [t.tolist() for t in build(faces).child_labels(p)] == [ya.tolist(), yb.tolist()]  # the code: B2 | y_A, A2 | y_B
+    b2, a2 = build(faces, critic_labels="recipient").child_labels(p)
+    assert b2.tolist() == [[1.0, 1.0, 0.0]] and a2.tolist() == [[0.0, 0.0, 1.0]]
+
+
+# --- players -----------------------------------------------------------------------------------------
+
+
+def test_each_players_step_changes_only_its_own_parameters(faces):
+    model = build(faces, schedule="cyclic")
+    pairs = model.pairs(pair_batch(model, faces, 1), 1)
+    opt = players(model)
+
+    def snapshot(part):
+        return [p.detach().clone() for p in part.parameters()]
+    kids = model.breed(pairs)
+    before = {k: snapshot(getattr(model, k)) for k in ("encoder", "decoder", "critic")}
+    model.critic_step(pairs, kids, opt)
+    after = {k: snapshot(getattr(model, k)) for k in before}
+    assert all(torch.equal(a, b) for k in ("encoder", "decoder") for a, b in zip(before[k], after[k]))
+    assert any(not torch.equal(a, b) for a, b in zip(before["critic"], after["critic"]))
+    model.generator_step(pairs, kids, opt)
+    final = {k: snapshot(getattr(model, k)) for k in before}
+    assert all(torch.equal(a, b) for a, b in zip(after["critic"], final["critic"]))
+    for k in ("encoder", "decoder"):
+        assert any(not torch.equal(a, b) for a, b in zip(after[k], final[k]))
+
+
+def test_without_annihilation_b1_is_the_plain_reconstruction_and_a2_takes_bs_piece(faces):
+    model = build(faces, annihilate=False).eval()
+    a, b = faces.images_at(np.arange(2)), faces.images_at(np.arange(2, 4))
+    kids = model.crossbreed(a, b, "Smiling")
+    assert torch.allclose(kids["B1"], model.reconstruct(b))
+    assert torch.allclose(kids["A2"], model.swap(b, a, ["Smiling"]))
+    assert torch.allclose(kids["B2"], model.swap(a, b, ["Smiling"]))
+    on = build(faces).eval()
+    assert torch.allclose(on.crossbreed(a, b, "Smiling")["A2"], on.edit(a, "Smiling", 0.0))
+
+
+def test_training_resumes_exactly_with_pair_batches(faces, tmp_path):
+    kw = {"checkpoint_every": 2, "image_every": 0, "num_workers": 0, "batch_size": 4}
+    straight = build(faces, schedule="cyclic", critic_burst_every=3, critic_burst=2)
+    fk.train(straight, faces, steps=4, out=tmp_path / "a", progress=False, **kw)
+    half = build(faces, schedule="cyclic", critic_burst_every=3, critic_burst=2)
+    fk.train(half, faces, steps=2, out=tmp_path / "b", progress=False, **kw)
+    again = build(faces, schedule="cyclic", critic_burst_every=3, critic_burst=2)
+    result = fk.train(again, faces, steps=4, out=tmp_path / "b", resume=True, progress=False, **kw)
+    assert result.resumed_from == 2
+    for (k, va), vb in zip(straight.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert float(again.prototype_count.sum()) == 4  # the prototypes' buffers travel in the checkpoint
