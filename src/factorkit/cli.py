@@ -425,8 +425,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
         if notice:
             _say(f"factorkit: note: {notice}")
         if args.attribute is not None:
-            names = [a.strip() for a in args.attribute.split(",") if a.strip()]
             pieces = model.chunk_names()
+            by_case = {p.lower(): p for p in pieces}
+            names = [by_case.get(a.strip().lower(), a.strip()) for a in args.attribute.split(",") if a.strip()]
             unknown = [a for a in names if a not in pieces]
             if unknown or not names:
                 raise UsageError(f"--attribute {args.attribute!r}: {model.name} swaps the pieces {', '.join(pieces)}"
@@ -526,7 +527,8 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("edit", help="edit one image with a trained model (or draw a traversal strip)")
     s.add_argument("dir", help="run directory")
     s.add_argument("--image", required=True, help="input PNG/JPEG (converted to the model's size and mode)")
-    s.add_argument("--attribute", help="attribute to set, e.g. Smiling; with --swap-with, the attribute pieces taken from --image (dna-gan)")
+    s.add_argument("--attribute", help="attribute to set, e.g. Smiling; with --swap-with, the attribute pieces taken "
+                   "from --image (dna-gan)")
     s.add_argument("--value", type=_number, help="value for --attribute: any real number, e.g. 1.5")
     s.add_argument("--swap-with", help="second image for a chunk swap")
     s.add_argument("--chunks", help="chunks taken from --image, e.g. 0,3 (the rest from --swap-with); with "

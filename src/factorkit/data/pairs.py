@@ -69,6 +69,10 @@ class AttributePairSampler(Sampler):
             if len(on) < 2 * self.block:
                 raise UsageError(f"random_pairs: the split has {len(on)} images, fewer than two blocks of "
                                  f"{self.block}; lower --batch-size")
+            for a, name in zip(self.attributes, names):
+                if on[:, a].all() or not on[:, a].any():
+                    raise UsageError(f"random_pairs: every training image has {name} = {int(on[0, a])}, so no pair is "
+                                     "useful for it; leave it out (model.attributes)")
             self.streams = [_Stream(np.arange(len(on)), seed * 7919 + 1)]
             return
         self.streams = []

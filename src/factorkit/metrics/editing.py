@@ -298,7 +298,8 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     if not getattr(info, "has_counterfactual", False):
         raise UsageError(f"pair-swap needs a dataset with counterfactual renders (faces), not {info.name}")
     if not callable(getattr(model, "crossbreed", None)):
-        raise UsageError(f"pair-swap needs a model that breeds attribute pairs (dna-gan), not {model.name}")
+        raise UsageError(f"pair-swap needs a model that breeds attribute pairs (dna-gan), not "
+                         f"{getattr(model, 'name', type(model).__name__)}")
     k = info.attribute_index(attribute)
     name = info.attributes[k]
     names = [f.name for f in info.factors]
@@ -307,6 +308,9 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(attrs), np.flatnonzero(~attrs)
     n = min(len(pos), len(neg), max_pairs or len(test_dataset))
+    if n == 0:
+        raise UsageError(f"pair-swap: the test split has {len(pos)} images with {name} and {len(neg)} without; "
+                         "it needs both")
     ra, rb = np.sort(rng.choice(pos, n, replace=False)), rng.choice(neg, n, replace=False)
     xa, xb = _images(test_dataset, ra), _images(test_dataset, rb)
     kids = {key: [] for key in ("A1", "A2", "B2")}

@@ -41,11 +41,19 @@ forward pass is computed once per step: the critic steps read its detached child
 generator step scores them with the updated critic. Pair batches: ``schedule`` (see
 :mod:`factorkit.data.pairs`); ``train.batch_size`` is the size of one A (or B) batch.
 
-Editing (§1.6, the code's ``test.py``): ``swap`` exchanges pieces; ``edit(value=0)`` annihilates;
+Editing (§1.6, the code's ``test.py``): ``swap`` exchanges pieces; ``crossbreed`` gives the four
+children of a test pair (the code's ``swap_attribute``); ``edit(value=0)`` annihilates;
 ``edit(value=λ)`` sets piece i to λ times a reference image's piece — by default the attribute's
 *prototype*, the running mean of a_i over the training A's (ours: the paper always edits with a
-second image; the prototype lets every edit metric run on one image); ``interpolate`` blends
-λ·a_i + (1 − λ)·b_i for one or two attributes (Fig. 4).
+second image; the prototype lets every edit metric run on one image; under ``annihilate=false``
+"off" is the mean b_i of the training B's, since that model never decoded a zero piece);
+``interpolate`` blends λ·a_i + (1 − λ)·b_i for one or two attributes (Fig. 4).
+
+Deviations from the code, for speed or because it is silent: the encoder runs once over every A
+and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
+the code normalises per attribute and per source (the critic still sees each source — A, B, B2, A2
+— as its own batch, pooled over attributes under ``joint``); PyTorch's RMSprop starts its mean
+square at 0 where TF1's starts at 1 (with ε inside the root), so the first updates are larger.
 
 Init (the code): every weight N(0, 0.02), no conv bias but one learned per-channel bias before
 the decoder's tanh; FC bias zero. Images are [0, 1] outside and [−1, 1] inside (the code's
@@ -183,7 +191,9 @@ class DNAGAN(Model):
         self.encoder = Encoder(info.channels, c.width)
         self.decoder = Decoder(info.channels, c.width)
         self.critic = Critic(info.channels, info.size, c.width, n)
+        # running means of each piece over the training A's (attribute on) and B's (off): edit references
         self.register_buffer("prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
+        self.register_buffer("off_prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
         self.register_buffer("prototype_count", torch.zeros(n))
 
     # --- configuration ---------------------------------------------------------------------
@@ -212,16 +222,20 @@ class DNAGAN(Model):
         # 200,000 steps) on the README's example attributes
         paper = {"model.attributes": two, "model.width": 128, "model.piece_channels": 128,
                  "train.batch_size": 64, "train.steps": 200_000}
+        # fast (docs/results.md §12): four attributes of Fig. 5, a quarter of the code's width (latent
+        # 128 channels, 16 per piece, z 64), one attribute pair per step (the paper's iterative training:
+        # a quarter of joint's images per step) and lr 2e-4 (at 5e-5, 1,200 steps reach 22.3 dB, at 2e-4 25.1 dB)
         four = tuple(a for a in ("Bangs", "Eyeglasses", "Smiling", "Wearing_Hat") if a in info.attributes)
         fast = {"model.attributes": four or tuple(info.attributes[:3]), "model.width": 32, "model.piece_channels": 16,
-                "train.batch_size": 16, "train.steps": 3000}
+                "model.schedule": "cyclic", "model.lr": 2e-4, "train.batch_size": 16, "train.steps": 6000}
         return {"fast": fast, "paper": paper}
 
     def edit_attributes(self) -> list[str]:
         return list(self.attr_names)
 
     def chunk_names(self) -> list[str]:
-        return list(self.attr_names)
+        """The pieces ``swap`` takes by name: one per attribute, then ``z``."""
+        return [*self.attr_names, "z"]
 
     # --- pieces of the spatial latent ----------------------------------------------------------
     def piece(self, j: int) -> slice:
@@ -245,22 +259,36 @@ class DNAGAN(Model):
             return j
         if name == "z":
             return n
+        name = self.info.attributes[self.info.attribute_index(name)]  # any case; an unknown name: the dataset's error
         if name not in self.attr_names:
-            self.info.attribute_index(name)  # an unknown name: the dataset's error
             raise UsageError(f"{self.name} has pieces for {', '.join(self.attr_names)} (and z), not {name!r} "
                              "(model.attributes)")
         return self.attr_names.index(name)
 
     # --- pair batches ------------------------------------------------------------------------
     def batch_sampler(self, dataset, batch_size, seed, rank, world, start):
+        if world > 1 and self.config.schedule == "random_pairs":
+            raise UsageError("schedule=random_pairs trains on one process: a process that draws no useful pair skips "
+                             "its step, which would leave the others waiting in the gradient all-reduce; use "
+                             "schedule=cyclic or joint with several processes")
         labels = dataset.attribute_array()
         return AttributePairSampler(labels, self.attr_index, batch_size, seed, self.config.schedule, rank, world, start,
                                     names=self.attr_names)
 
     def critic_iterations(self, step: int) -> int:
-        """§1.5: ``critic_burst`` (100) at steps 0, 500, 1000, …, else ``critic_steps`` (1)."""
+        """§1.5: ``critic_burst`` (100) at steps 0, 500, 1000, …, else ``critic_steps`` (1). Under
+        ``cyclic`` and ``random_pairs`` (one attribute per step, i = step mod n) the k-th burst moves
+        to the first step ≥ 500k that trains attribute k mod n, so the bursts go round the attributes
+        instead of landing on whichever attribute 500k mod n picks — always attribute 0 when n divides
+        500 (ours; the code trains every attribute in every step)."""
         c = self.config
-        return c.critic_burst if c.critic_burst_every and step % c.critic_burst_every == 0 else c.critic_steps
+        if not c.critic_burst_every:
+            return c.critic_steps
+        k, offset = divmod(step, c.critic_burst_every)
+        if c.schedule != "joint":
+            n = len(self.attr_names)
+            return c.critic_burst if offset == (k - k * c.critic_burst_every) % n else c.critic_steps
+        return c.critic_burst if offset == 0 else c.critic_steps
 
     def pairs(self, batch: dict[str, Tensor], step: int) -> list[Pair]:
         """Cut a sampler batch into its attribute pairs (see :mod:`factorkit.data.pairs`): A_i, B_i
@@ -293,7 +321,7 @@ class DNAGAN(Model):
         """A1, B1, A2, B2 of eq. 2 (or eq. 9 with ``annihilate=false``) for every pair; one encoder
         and one decoder pass over all of them. Also ``ea`` (A's latent), for the prototypes."""
         ea_eb = self.encoder(torch.cat([t for p in pairs for t in (p.xa, p.xb)]))
-        latents, sizes, eas = [], [], []
+        latents, sizes, eas, ebs = [], [], [], []
         at = 0
         for p in pairs:
             b = len(p.xa)
@@ -307,12 +335,13 @@ class DNAGAN(Model):
             latents += kids
             sizes.append(b)
             eas.append(ea)
+            ebs.append(eb)
         images = self.decoder(torch.cat(latents))
         out, at = [], 0
-        for b, ea in zip(sizes, eas):
+        for b, ea, eb in zip(sizes, eas, ebs):
             a1, b1, a2, b2 = images[at:at + 4 * b].split(b)
             at += 4 * b
-            out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, "ea": ea})
+            out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, "ea": ea, "eb": eb})
         return out
 
     def child_labels(self, p: Pair) -> tuple[Tensor, Tensor]:
@@ -396,12 +425,14 @@ class DNAGAN(Model):
 
     @torch.no_grad()
     def update_prototypes(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> None:
-        """Running mean of piece j over the training A's (with i = 1): the default edit reference."""
+        """Running means of piece j over the training A's (i = 1) and B's (i = 0): the cumulative mean
+        of the batch means for the first 1/(1 − momentum) updates, then an exponential moving average."""
         for p, k in zip(pairs, kids):
-            mean = k["ea"][:, self.piece(p.j)].detach().mean(0)
-            count = self.prototype_count[p.j]
-            m = min(self.config.prototype_momentum, float(count) / (float(count) + 1))
-            self.prototypes[p.j].mul_(m).add_((1 - m) * mean)
+            s = self.piece(p.j)
+            count = float(self.prototype_count[p.j])
+            m = min(self.config.prototype_momentum, count / (count + 1))
+            self.prototypes[p.j].mul_(m).add_((1 - m) * k["ea"][:, s].detach().mean(0))
+            self.off_prototypes[p.j].mul_(m).add_((1 - m) * k["eb"][:, s].detach().mean(0))
             self.prototype_count[p.j] += 1
 
     def train_step(self, batch, step, opt):
@@ -429,6 +460,10 @@ class DNAGAN(Model):
         return Code(h.flatten(1), slices)
 
     def decode(self, code: Code) -> Tensor:
+        width = self.latent_shape[0] * self.latent_shape[1] * self.latent_shape[2]
+        if code.tensor.dim() != 2 or code.tensor.shape[1] != width:
+            raise UsageError(f"{self.name}.decode: a code of {width} columns ({' × '.join(map(str, self.latent_shape))}) "
+                             f"is needed, got shape {tuple(code.tensor.shape)}")
         return signed_to_images(self.decoder(code.tensor.view(-1, *self.latent_shape)))
 
     def _latent(self, images: Tensor) -> Tensor:
@@ -472,38 +507,52 @@ class DNAGAN(Model):
         return self._decode_latent(b_new)
 
     @torch.no_grad()
-    def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute: str) -> dict[str, Tensor]:
+    def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute) -> dict[str, Tensor]:
         """The four children of eq. 2 (eq. 9 with ``annihilate=false``) for test pairs: A1, B1, A2
-        (A without the attribute) and B2 (B with A's piece) — images in [0, 1]."""
-        j = self.piece_index(attribute)
-        if j == len(self.attr_names):
-            raise UsageError("crossbreed takes an attribute, not z")
+        (A without the attribute) and B2 (B with A's piece) — images in [0, 1]. ``attribute`` is one
+        name or a list (Fig. 5: several pieces at once; the code's ``swap_attribute``)."""
+        names = [attribute] if isinstance(attribute, str) else list(attribute)
+        js = sorted({self.piece_index(a) for a in names})
+        if not js or len(self.attr_names) in js:
+            raise UsageError("crossbreed takes attributes, not z")
         ha, hb = self._latent(images_a), self._latent(images_b)
         if len(ha) != len(hb):
             raise UsageError(f"crossbreed needs as many images in a as in b ({len(ha)} vs {len(hb)})")
-        s = self.piece(j)
-        if self.config.annihilate:
-            kids = (ha, self.with_piece(hb, j, 0.0), self.with_piece(ha, j, 0.0), self.with_piece(hb, j, ha[:, s]))
-        else:
-            kids = (ha, hb, self.with_piece(ha, j, hb[:, s]), self.with_piece(hb, j, ha[:, s]))
-        return dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in kids)))
+        a1, b1, a2, b2 = ha, hb.clone(), ha.clone(), hb.clone()
+        for j in js:
+            s = self.piece(j)
+            b2[:, s] = ha[:, s]
+            if self.config.annihilate:
+                b1[:, s], a2[:, s] = 0.0, 0.0
+            else:
+                a2[:, s] = hb[:, s]
+        return dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in (a1, b1, a2, b2))))
 
-    def _reference_piece(self, j: int, reference: Tensor | None, n: int) -> Tensor:
+    def _references(self, j: int, reference: Tensor | None, n: int) -> tuple[Tensor, Tensor | float]:
+        """(on, off): piece j with the attribute — the reference image's, or the prototype — and the
+        attribute-off piece the model was trained on: 0 (annihilation), or under ``annihilate=false``
+        the running mean over the training B's."""
         if reference is not None:
-            ref = self._latent(reference)[:, self.piece(j)]
+            ref = self._latent(self.check_images(reference))[:, self.piece(j)]
             if len(ref) not in (1, n):
                 raise UsageError(f"reference: one image or one per edited image ({n}), got {len(ref)}")
-            return ref.expand(n, *ref.shape[1:])
-        if float(self.prototype_count[j]) == 0:
+            on = ref.expand(n, *ref.shape[1:])
+        else:
+            on = self.prototypes[j].expand(n, *self.prototypes.shape[1:])
+        needs_prototype = reference is None or not self.config.annihilate
+        if needs_prototype and float(self.prototype_count[j]) == 0:
             raise UsageError(f"{self.name} has no {self.attr_names[j]} prototype yet (the model is untrained); "
-                             "pass reference=IMAGES (an image with the attribute) or edit with value=0")
-        return self.prototypes[j].expand(n, *self.prototypes.shape[1:])
+                             + ("pass reference=IMAGES (an image with the attribute) or edit with value=0"
+                                if self.config.annihilate else "train it first (annihilate=false edits need it)"))
+        off = 0.0 if self.config.annihilate else self.off_prototypes[j].expand(n, *self.off_prototypes.shape[1:])
+        return on, off
 
     @torch.no_grad()
     def edit(self, images: Tensor, attribute: str, value=1.0, reference: Tensor | None = None, **kwargs: Any) -> Tensor:
-        """Piece ``attribute`` := value · (the reference image's piece, or the attribute's prototype):
-        0 annihilates (the attribute off), 1 takes the reference's attribute, between interpolates (§1.6);
-        ``value`` is a number or one per image."""
+        """Piece ``attribute`` := (1 − v)·off + v·on, v = ``value`` (a number or one per image): ``on`` is
+        the reference image's piece or the attribute's prototype, ``off`` the attribute-off piece the model
+        was trained on — 0 under annihilation, so 0 annihilates and v scales the piece as the code's
+        ``test.py`` (§1.6); under ``annihilate=false`` the mean piece of the training B's."""
         self.require("edit")
         if kwargs:
             raise UsageError(f"{self.name}.edit: unknown option(s) {', '.join(sorted(kwargs))}; it takes reference")
@@ -514,11 +563,11 @@ class DNAGAN(Model):
         values = torch.as_tensor(value, dtype=h.dtype, device=h.device)
         if values.dim() > 1 or (values.dim() == 1 and len(values) != len(h)):
             raise UsageError(f"edit value must be a number or one number per image ({len(h)}), got shape {tuple(values.shape)}")
-        scale = values.expand(len(h)).reshape(-1, 1, 1, 1)
-        if bool((values == 0).all()):
+        v = values.expand(len(h)).reshape(-1, 1, 1, 1)
+        if self.config.annihilate and bool((values == 0).all()):
             return self._decode_latent(self.with_piece(h, j, 0.0))
-        ref = self._reference_piece(j, None if reference is None else reference.to(h.device), len(h))
-        return self._decode_latent(self.with_piece(h, j, scale * ref))
+        on, off = self._references(j, reference, len(h))
+        return self._decode_latent(self.with_piece(h, j, (1 - v) * off + v * on))
 
     @torch.no_grad()
     def interpolate(self, images: Tensor, references: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
@@ -531,6 +580,8 @@ class DNAGAN(Model):
             j = self.piece_index(name)
             s = self.piece(j)
             r = self._latent(ref)[:, s]
+            if len(r) not in (1, len(h)):
+                raise UsageError(f"interpolate: the {name} reference has {len(r)} images; give one or one per image ({len(h)})")
             lam = float(weights[name])
             out[:, s] = lam * r.expand(len(h), *r.shape[1:]) + (1 - lam) * h[:, s]
         return self._decode_latent(out)

@@ -134,10 +134,10 @@ def counterfactual_grid(model, dataset, indices, attribute: str) -> Tensor:
 
 @torch.no_grad()
 def pair_swap_grid(model, images_a: Tensor, images_b: Tensor, attributes) -> Tensor:
-    """DNA-GAN's Fig. 5: per row a pair — A, B, then B with A's pieces for ``attributes`` and A
-    with B's (``swap(..., both=True)``)."""
-    b_new, a_new = model.swap(images_a, images_b, attributes=list(attributes), both=True)
-    return grid(torch.stack([images_a.cpu(), images_b.cpu(), b_new.cpu(), a_new.cpu()], 1))
+    """DNA-GAN's Fig. 5 (the code's ``swap_attribute``): per row a pair — A, B, then B2 (B given A's
+    pieces for ``attributes``) and A2 (A with them annihilated, or given B's under ``annihilate=false``)."""
+    kids = model.crossbreed(images_a, images_b, list(attributes))
+    return grid(torch.stack([images_a.cpu(), images_b.cpu(), kids["B2"].cpu(), kids["A2"].cpu()], 1))
 
 
 @torch.no_grad()

@@ -1,0 +1,188 @@
+"""DNA-GAN on faces (issue 18): the swap checked against the true counterfactual for every trained
+attribute, the paper's two claims (annihilation, iterative training) measured, and the figures.
+
+    python benchmarks/dnagan_faces.py --out runs/bench-dnagan                      # every row
+    python benchmarks/dnagan_faces.py --out runs/bench-dnagan --rows main --steps 6000
+    python benchmarks/dnagan_faces.py --out runs/bench-dnagan --reuse              # re-measure only
+
+Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
+
+* ``main`` — the fast preset (``STEPS`` steps);
+* ``no-annihilation`` — ``annihilate=false`` (§3.3's ablation), same steps;
+* ``joint`` / ``cyclic`` / ``random_pairs`` — the three pair schedules at equal compute: the same
+  number of images through the networks (joint draws a pair batch for every attribute each step,
+  so it gets steps / n; ``cyclic`` is ``main``'s schedule and reuses its run when the preset is cyclic).
+
+Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
+``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
+attribute on and A2 (A's piece annihilated) against A's with it off: PSNR and "closer" (nearer
+the counterfactual than the reconstruction), the judge's success and identity-retention, with the
+reconstruction's identity beside it. ``OUT/results.json``, a markdown summary on stdout, and the
+figures under ``OUT/figures``: per attribute the crossbreeds next to the truth; Fig. 5's swaps of
+attribute pairs; Fig. 4's two-attribute interpolation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import factorkit as fk
+from factorkit.demo import DEMO_TRAIN
+from factorkit.errors import NonFiniteLoss
+from factorkit.metrics.classifier import evaluation_classifier
+from factorkit.metrics.editing import _batched, _images, pair_swap
+from factorkit.metrics.images import psnr
+from factorkit.viz import grids
+
+STEPS = 6000
+ROWS: dict[str, dict] = {
+    "main": {},
+    "no-annihilation": {"annihilate": False},
+    "joint": {"schedule": "joint"},
+    "cyclic": {"schedule": "cyclic"},
+    "random_pairs": {"schedule": "random_pairs"},
+}
+PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
+
+
+def row_steps(row: str, steps: int, n_attr: int) -> int:
+    return max(1, steps // n_attr) if row == "joint" else steps
+
+
+def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool) -> tuple[Path, dict]:
+    run = out / row
+    cost_file = run / "cost.json"
+    if reuse and cost_file.is_file():
+        return run, json.loads(cost_file.read_text())
+    train = fk.data.load("faces", "train")
+    model = fk.models.build("dna-gan", train, preset="fast", seed=0, **overrides)
+    print(f"== {row}: dna-gan fast {overrides}, {steps} steps", flush=True)
+    t0 = time.perf_counter()
+    try:
+        fk.train(model, train, steps=steps, out=run, **{**DEMO_TRAIN, "checkpoint_every": 1000, "image_every": steps},
+                 progress=False)
+    except NonFiniteLoss as exc:
+        print(f"   diverged: {exc}", flush=True)
+        return run, {"steps": steps, "failed": str(exc)}
+    cost = {"overrides": overrides, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
+            "batch_size": model.train_overrides.get("batch_size"), "attributes": list(model.attr_names),
+            "piece_channels": model.config.piece_channels, "latent_channels": model.latent_shape[0],
+            "schedule": model.config.schedule}
+    cost["steps_per_s"] = round(steps / cost["train_s"], 2)
+    cost_file.write_text(json.dumps(cost, indent=1))
+    return run, cost
+
+
+def measure(run: Path) -> dict:
+    model = fk.load(run)
+    test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
+    judge, report = evaluation_classifier(train, test)
+    rows = np.sort(np.random.default_rng(2).choice(len(test), 1000, replace=False))
+    x = _images(test, rows)
+    out = {"psnr": float(psnr(x, _batched(model.reconstruct, x).clamp(0, 1)).mean()),
+           "judge_accuracy": {a: report["accuracy"].get(a) for a in model.edit_attributes()}}
+    for a in model.edit_attributes():
+        out[a] = pair_swap(model, test, a, judge, max_pairs=500, seed=0)
+    return out
+
+
+def figures(run: Path, folder: Path) -> list[Path]:
+    model = fk.load(run)
+    test = fk.data.load("faces", "test")
+    attrs = test.attribute_array()
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+
+    def having(name: str, value: int, n: int) -> np.ndarray:
+        k = test.info.attribute_index(name)
+        return np.sort(rng.choice(np.flatnonzero((attrs[:, k] > 0.5) == bool(value)), n, replace=False))
+
+    for a in model.edit_attributes():
+        p = folder / f"crossbreed-{a}.png"
+        grids.save_png(grids.crossbreed_grid(model, test, having(a, 1, 6), having(a, 0, 6), a), p, scale=2)
+        paths.append(p)
+    for i, j in PAIRS:
+        if i in model.attr_names and j in model.attr_names:
+            ki, kj = test.info.attribute_index(i), test.info.attribute_index(j)
+            both = np.flatnonzero((attrs[:, ki] > 0.5) & (attrs[:, kj] > 0.5))
+            neither = np.flatnonzero((attrs[:, ki] < 0.5) & (attrs[:, kj] < 0.5))
+            a, b = rng.choice(both, 6, replace=False), rng.choice(neither, 6, replace=False)
+            p = folder / f"swap-{i}+{j}.png"
+            grids.save_png(grids.pair_swap_grid(model, test.images_at(a), test.images_at(b), [i, j]), p, scale=2)
+            paths.append(p)
+    for i, j in PAIRS[:2]:
+        if i in model.attr_names and j in model.attr_names:
+            base = test.images_at(having(i, 0, 1)[:1])
+            ki, kj = test.info.attribute_index(i), test.info.attribute_index(j)
+            ref_i = test.images_at(rng.choice(np.flatnonzero((attrs[:, ki] > 0.5) & (attrs[:, kj] < 0.5)), 1))
+            ref_j = test.images_at(rng.choice(np.flatnonzero((attrs[:, kj] > 0.5) & (attrs[:, ki] < 0.5)), 1))
+            p = folder / f"interpolation-{i}x{j}.png"
+            grids.save_png(grids.interpolation_grid(model, base, ref_i, ref_j, i, j, steps=5), p, scale=2)
+            paths.append(p)
+    return paths
+
+
+def summary(results: dict) -> list[str]:
+    lines = []
+    for row, r in results.items():
+        c, m = r["cost"], r.get("metrics")
+        if m is None:
+            lines.append(f"\n### {row}: diverged — {c.get('failed')}")
+            continue
+        lines += [f"\n### {row} — {c['schedule']}, {c['steps']} steps, {c['train_s'] / 60:.1f} min ({c['steps_per_s']} steps/s), "
+                  f"batch {c['batch_size']} per stream, pieces {c['piece_channels']} of {c['latent_channels']} channels",
+                  f"reconstruction PSNR {m['psnr']:.2f} dB", "",
+                  "| attribute | B2 add: success | closer | PSNR (recon) | identity (recon) | A2 remove: success | closer "
+                  "| PSNR (recon) | identity (recon) | N | judge acc. |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for a in c["attributes"]:
+            s = m[a]
+            lines.append(
+                f"| {a} | {s['add.success']:.3f} | {s['add.closer']:.3f} | {s['add.psnr']:.2f} ({s['add.psnr_reconstruction']:.2f}) | "
+                f"{s['add.identity']:.3f} ({s['add.identity_reconstruction']:.3f}) | {s['remove.success']:.3f} | "
+                f"{s['remove.closer']:.3f} | {s['remove.psnr']:.2f} ({s['remove.psnr_reconstruction']:.2f}) | "
+                f"{s['remove.identity']:.3f} ({s['remove.identity_reconstruction']:.3f}) | {s['n']} | "
+                f"{m['judge_accuracy'].get(a) or float('nan'):.3f} |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/bench-dnagan")
+    ap.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    ap.add_argument("--steps", type=int, default=STEPS, help="steps of the cyclic rows (joint: steps / n)")
+    ap.add_argument("--reuse", action="store_true", help="keep trained rows (cost.json present); re-measure")
+    ap.add_argument("--no-figures", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = fk.data.load("faces", "train")
+    preset = fk.models.build("dna-gan", train, preset="fast")
+    n_attr, preset_schedule = len(preset.attr_names), preset.config.schedule
+    results_file = out / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    for row in args.rows:
+        overrides = ROWS[row]
+        main = results.get("main", {}).get("cost", {})
+        if row == preset_schedule and main.get("steps") == args.steps and not overrides.keys() - {"schedule"}:
+            results[row] = results["main"]  # the preset's own schedule at the same steps: the main run
+            continue
+        run, cost = train_row(row, overrides, row_steps(row, args.steps, n_attr), out, args.reuse)
+        entry = {"cost": cost}
+        if "failed" not in cost:
+            entry["metrics"] = measure(run)
+            if row == "main" and not args.no_figures:
+                entry["figures"] = [str(p) for p in figures(run, out / "figures")]
+        results[row] = entry
+        results_file.write_text(json.dumps(results, indent=1))
+    print("\n".join(summary({r: results[r] for r in args.rows if r in results})))
+
+
+if __name__ == "__main__":
+    main()
