@@ -11,7 +11,10 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
 * ``no-annihilation`` — ``annihilate=false`` (§3.3's ablation), same steps;
 * ``joint`` / ``cyclic`` / ``random_pairs`` — the three pair schedules at equal compute: the same
   number of images through the networks (joint draws a pair batch for every attribute each step,
-  so it gets steps / n; ``cyclic`` is ``main``'s schedule and reuses its run when the preset is cyclic).
+  so it gets steps / n; ``cyclic`` is ``main``'s schedule and reuses its run when the preset is cyclic
+  and the steps agree);
+* ``recipient-labels`` — the critic told each child its own labels with attribute i set
+  (``critic_labels=recipient``) instead of the donor's whole label vector (the code).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -46,6 +49,7 @@ ROWS: dict[str, dict] = {
     "joint": {"schedule": "joint"},
     "cyclic": {"schedule": "cyclic"},
     "random_pairs": {"schedule": "random_pairs"},
+    "recipient-labels": {"critic_labels": "recipient"},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 

@@ -478,6 +478,7 @@ def test_cli_train_evaluate_swap_edit_and_report(tmp_path, capsys):
     titles = re.findall(r"<section><h2>(.*?)</h2>", page)
     assert "Crossbreeds vs true counterfactuals" in titles and "Swaps" in titles
     assert "pair-swap (crossbreeds vs the true counterfactuals" in page
+    assert "<h3>Smiling × Eyeglasses</h3>" in page  # Fig. 4's interpolation
 
 
 def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):

@@ -294,10 +294,26 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
                 if len(on) and len(off):
                     pairs = min(4, len(on), len(off))
                     body += f"<h3>{html.escape(a)}</h3>" + _img(grids.crossbreed_grid(model, test, on[:pairs], off[:pairs], a), 2, a)
+            names = model.edit_attributes()
+            if callable(getattr(model, "interpolate", None)) and len(names) >= 2:
+                i, j = names[:2]
+                ki, kj = info.attribute_index(i), info.attribute_index(j)
+                base = np.flatnonzero((attrs[:, ki] < 0.5) & (attrs[:, kj] < 0.5))
+                ref_i = np.flatnonzero((attrs[:, ki] > 0.5) & (attrs[:, kj] < 0.5))
+                ref_j = np.flatnonzero((attrs[:, kj] > 0.5) & (attrs[:, ki] < 0.5))
+                if len(base) and len(ref_i) and len(ref_j):
+                    g = grids.interpolation_grid(model, test.images_at(base[:1]).to(model.device),
+                                                 test.images_at(ref_i[:1]).to(model.device),
+                                                 test.images_at(ref_j[:1]).to(model.device), i, j)
+                    body += (f"<h3>{html.escape(i)} × {html.escape(j)}</h3><p class=note>Row 0: a face with neither, "
+                             f"one with {html.escape(i)} only, one with {html.escape(j)} only. Below: the first face with "
+                             f"its {html.escape(i)} piece blended toward the second's (rows, λ 0 → 1) and its "
+                             f"{html.escape(j)} piece toward the third's (columns).</p>" + _img(g, 2, f"{i} x {j}"))
             parts.append(_section("Crossbreeds vs true counterfactuals", body,
                                   "Per row a test pair: A (has the attribute), A2 (its piece annihilated), A's true "
                                   "counterfactual without it, B (has it not), B2 (given A's piece), B's true "
-                                  "counterfactual with it. Scores: pair-swap in the metrics table."))
+                                  "counterfactual with it. Scores: pair-swap in the metrics table. Last, the two-attribute "
+                                  "interpolation of the paper's Fig. 4."))
         if model.supports("swap"):
             body = ""
             for c in model.chunk_names():
