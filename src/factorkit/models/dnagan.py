@@ -74,6 +74,7 @@ from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import conv_block
 from .base import Code, Model, images_to_signed, signed_to_images
+from .ifcvae_gan import IFcVAEGAN
 from .registry import register
 
 Tensor = torch.Tensor
@@ -197,14 +198,7 @@ class DNAGAN(Model):
         self.register_buffer("prototype_count", torch.zeros(n))
 
     # --- configuration ---------------------------------------------------------------------
-    @staticmethod
-    def resolve_attributes(info, names: tuple[str, ...]) -> list[str]:
-        if not names:
-            return list(info.attributes)
-        out = [info.attributes[info.attribute_index(a)] for a in names]  # an unknown name: the valid ones
-        if len(set(out)) != len(out):
-            raise UsageError(f"model.attributes lists an attribute twice: {', '.join(names)}")
-        return out
+    resolve_attributes = staticmethod(IFcVAEGAN.resolve_attributes)  # model.attributes → dataset names
 
     @classmethod
     def check_data(cls, info) -> None:
