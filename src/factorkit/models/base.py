@@ -195,6 +195,24 @@ class Model(nn.Module):
         return ""
 
 
+def resolve_attributes(info: DatasetInfo, names: tuple[str, ...]) -> list[str]:
+    """``model.attributes`` as the dataset spells them (any case); empty: all of the dataset's. An
+    unknown name is the dataset's error (it lists the valid ones); a name given twice is refused."""
+    if not names:
+        return list(info.attributes)
+    out = [info.attributes[info.attribute_index(a)] for a in names]
+    if len(set(out)) != len(out):
+        raise UsageError(f"model.attributes lists an attribute twice: {', '.join(names)}")
+    return out
+
+
+def require_binary_attributes(model_name: str, info: DatasetInfo, hint: str) -> None:
+    """Refuse datasets without binary attributes, naming what ``info`` has and ``hint`` (where to go)."""
+    if not info.attributes or info.attribute_kind != "binary":
+        what = "classes" if info.attributes else "no attributes"
+        raise UsageError(f"{model_name} needs binary attributes; {info.name} has {what} ({hint})")
+
+
 def images_to_signed(x: Tensor) -> Tensor:
     """[0, 1] → [−1, 1] (for models that work in tanh range)."""
     return x * 2.0 - 1.0

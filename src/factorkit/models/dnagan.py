@@ -73,8 +73,7 @@ from ..data.pairs import AttributePairSampler
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import conv_block
-from .base import Code, Model, images_to_signed, signed_to_images
-from .ifcvae_gan import IFcVAEGAN
+from .base import Code, Model, images_to_signed, require_binary_attributes, resolve_attributes, signed_to_images
 from .registry import register
 
 Tensor = torch.Tensor
@@ -178,7 +177,7 @@ class DNAGAN(Model):
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
         c = config
-        self.attr_names = self.resolve_attributes(info, c.attributes)
+        self.attr_names = resolve_attributes(info, c.attributes)
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         n, latent = len(self.attr_names), 4 * c.width
         if n * c.piece_channels >= latent:
@@ -198,14 +197,9 @@ class DNAGAN(Model):
         self.register_buffer("prototype_count", torch.zeros(n))
 
     # --- configuration ---------------------------------------------------------------------
-    resolve_attributes = staticmethod(IFcVAEGAN.resolve_attributes)  # model.attributes → dataset names
-
     @classmethod
     def check_data(cls, info) -> None:
-        if not info.attributes or info.attribute_kind != "binary":
-            what = "classes" if info.attributes else "no attributes"
-            raise UsageError(f"{cls.name} needs binary attributes; {info.name} has {what} "
-                             "(try faces, celeba or a folder with attributes)")
+        require_binary_attributes(cls.name, info, "try faces, celeba or a folder with attributes")
         if info.size % 16:
             raise UsageError(f"{cls.name}: image size {info.size} must be divisible by 16 (the critic's four stride-2 layers)")
 
@@ -446,7 +440,7 @@ class DNAGAN(Model):
     def encode(self, images: Tensor) -> Code:
         """The flattened latent (channel-major, so every piece is a contiguous run of columns);
         parts: one per attribute, and ``z``."""
-        h = self.encoder(images_to_signed(self.check_images(images)))
+        h = self._latent(images)
         hw = h.shape[2] * h.shape[3]
         n = len(self.attr_names)
         slices = {a: slice(self.piece(j).start * hw, self.piece(j).stop * hw) for j, a in enumerate(self.attr_names)}

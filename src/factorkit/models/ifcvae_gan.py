@@ -59,7 +59,7 @@ from ..config import nonnegative, positive
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import ResidualBlock, conv_block, linear_block
-from .base import Code, Model
+from .base import Code, Model, require_binary_attributes, resolve_attributes
 from .registry import register
 
 Tensor = torch.Tensor
@@ -178,7 +178,7 @@ class IFcVAEGAN(Model):
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
         c = config
-        self.attr_names = self.resolve_attributes(info, c.attributes)
+        self.attr_names = resolve_attributes(info, c.attributes)
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         k, resnet = len(self.attr_names), c.arch == "resnet"
         self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head)
@@ -188,21 +188,9 @@ class IFcVAEGAN(Model):
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
 
     # --- configuration ---------------------------------------------------------------------
-    @staticmethod
-    def resolve_attributes(info, names: tuple[str, ...]) -> list[str]:
-        if not names:
-            return list(info.attributes)
-        out = [info.attributes[info.attribute_index(a)] for a in names]  # an unknown name: the valid ones
-        if len(set(out)) != len(out):
-            raise UsageError(f"model.attributes lists an attribute twice: {', '.join(names)}")
-        return out
-
     @classmethod
     def check_data(cls, info) -> None:
-        if not info.attributes or info.attribute_kind != "binary":
-            what = "classes" if info.attributes else "no attributes"
-            raise UsageError(f"{cls.name} needs binary attributes; {info.name} has {what} "
-                             "(try faces, celeba or a folder with attributes; mddae edits classes)")
+        require_binary_attributes(cls.name, info, "try faces, celeba or a folder with attributes; mddae edits classes")
         if info.size % 16:
             raise UsageError(f"{cls.name}: image size {info.size} must be divisible by 16 (four stride-2 layers)")
 
