@@ -463,6 +463,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.app import serve
+    except ImportError as exc:
+        raise UsageError(f"factorkit serve needs the serve extra ({exc.name} is missing): pip install 'factorkit[serve]'") from None
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder (give a run directory or a folder of runs)")
+    _readable(root, str(root))
+    serve(root, host=args.host, port=args.port, judge=args.judge)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -541,6 +554,15 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="write DIR/report.html (self-contained)")
     s.add_argument("dir", help="run directory")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("serve", help="web editor for a run (or a picker over the runs in a folder), with a JSON API")
+    s.add_argument("dir", help="a run directory, or a folder holding run directories")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--judge", choices=("auto", "off"), default="auto",
+                   help="auto: show the judge's readings on procedural datasets (trained in the background on first "
+                        "use); off: none")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="train mddAE on procedural faces in minutes, evaluate, write the report")
     s.add_argument("--out", help="run directory (default runs/demo-YYYYmmdd-HHMMSS)")

@@ -156,18 +156,29 @@ def train_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe(), pro
     return judge, report
 
 
-def evaluation_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe(), cache: bool = True):
-    """The cached judge for this dataset (trained on first use)."""
-    from safetensors.torch import load, save
+def cached_classifier(train_dataset, recipe: Recipe = Recipe()):
+    """(judge, report) when this dataset's judge is already cached, else None (nothing is trained)."""
+    from safetensors.torch import load
 
-    info = train_dataset.info
     key = _key(train_dataset, recipe)
     weights, meta = cache_root() / f"{key}.safetensors", cache_root() / f"{key}.json"
-    judge = Judge.for_info(info, recipe.width, recipe.first_stride)
-    if cache and weights.is_file() and meta.is_file():
-        judge.load_state_dict(load(weights.read_bytes()))
-        judge.eval()
-        return judge, json.loads(meta.read_text())
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    judge = Judge.for_info(train_dataset.info, recipe.width, recipe.first_stride)
+    judge.load_state_dict(load(weights.read_bytes()))
+    judge.eval()
+    return judge, json.loads(meta.read_text())
+
+
+def evaluation_classifier(train_dataset, test_dataset, recipe: Recipe = Recipe(), cache: bool = True):
+    """The cached judge for this dataset (trained on first use)."""
+    from safetensors.torch import save
+
+    key = _key(train_dataset, recipe)
+    weights, meta = cache_root() / f"{key}.safetensors", cache_root() / f"{key}.json"
+    found = cached_classifier(train_dataset, recipe) if cache else None
+    if found is not None:
+        return found
     judge, report = train_classifier(train_dataset, test_dataset, recipe)
     if cache:
         atomic_write_bytes(weights, save({k: v.contiguous() for k, v in judge.state_dict().items()}))

@@ -82,7 +82,3 @@ class AutoEncoder(Model):
     def decode(self, code: Code) -> Tensor:
         return torch.sigmoid(self.decoder(code.tensor))
 
-    @torch.no_grad()
-    def traverse(self, images: Tensor, dim: int, values) -> Tensor:
-        """(N, V, C, H, W): each image's code with dimension ``dim`` set to each of ``values``."""
-        return self.decode_traversal(self.encode(images), dim, values)

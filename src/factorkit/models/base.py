@@ -159,13 +159,51 @@ class Model(nn.Module):
         self.require("edit")
         raise NotImplementedError
 
+    def edit_range(self, attribute: str) -> tuple[float, float]:
+        """The useful range of ``edit``'s value for ``attribute`` (an editor's slider)."""
+        return 0.0, 1.0
+
+    @torch.no_grad()
+    def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
+        """Each edit attribute's value as the model reads it from ``images`` ((N,) per name; where an
+        editor's slider starts); empty when the model reads none."""
+        return {}
+
+    @torch.no_grad()
+    def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
+        """Set several attributes at once. Default: one ``edit`` after another (each re-encodes the
+        previous edit); models whose attributes are code entries set them all in one decode."""
+        self.require("edit")
+        out = self.check_images(images)
+        for attribute, value in values.items():
+            out = self.edit(out, attribute, value)
+        return out
+
     def swap(self, images_a: Tensor, images_b: Tensor, chunks: list[int] | list[str], **kwargs: Any) -> Tensor:
         self.require("swap")
         raise NotImplementedError
 
+    def traversal_code(self, images: Tensor) -> Code:
+        """The code ``traverse`` and ``set_dimensions`` start from (the encoder's, by default)."""
+        return self.encode(images)
+
+    @torch.no_grad()
     def traverse(self, images: Tensor, dim: int, values: Tensor | list[float]) -> Tensor:
+        """(N, V, C, H, W): each image's code with dimension ``dim`` set to each of ``values``."""
         self.require("traverse")
-        raise NotImplementedError
+        return self.decode_traversal(self.traversal_code(images), dim, values)
+
+    @torch.no_grad()
+    def set_dimensions(self, images: Tensor, values: dict[int, float]) -> Tensor:
+        """(N, C, H, W): each image's code with several dimensions set at once (an editor's knobs)."""
+        self.require("traverse")
+        code = self.traversal_code(images)
+        t = code.tensor.clone()
+        for dim, value in values.items():
+            if not 0 <= int(dim) < code.dim:
+                raise UsageError(f"dimension {dim} out of range 0..{code.dim - 1}")
+            t[:, int(dim)] = float(value)
+        return self.decode(Code(t, code.slices, code.extras))
 
     def decode_traversal(self, code: Code, dim: int, values) -> Tensor:
         """(N, V, C, H, W): ``code`` with dimension ``dim`` set to each of ``values``, decoded."""

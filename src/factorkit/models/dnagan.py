@@ -558,6 +558,37 @@ class DNAGAN(Model):
         return self._decode_latent(self.with_piece(h, j, (1 - v) * off + v * on))
 
     @torch.no_grad()
+    def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
+        """Several pieces set at once (each as ``edit`` sets one, from the prototypes), one decode."""
+        self.require("edit")
+        h = self._latent(images)
+        out = h.clone()
+        for attribute, value in values.items():
+            j = self.piece_index(attribute)
+            if j == len(self.attr_names):
+                raise UsageError(f"{self.name}.edit: z is not an attribute; edit one of {', '.join(self.attr_names)}")
+            if self.config.annihilate and float(value) == 0:
+                out[:, self.piece(j)] = 0.0
+                continue
+            on, off = self._references(j, None, len(h))
+            out[:, self.piece(j)] = (1 - float(value)) * off + float(value) * on
+        return self._decode_latent(out)
+
+    @torch.no_grad()
+    def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
+        """Where each piece lies on the line ``edit`` draws: v = ⟨p − off, on − off⟩ / ‖on − off‖², so the
+        prototype reads 1 and the off piece 0 (attributes without a prototype yet are left out)."""
+        h = self._latent(images)
+        out = {}
+        for j, a in enumerate(self.attr_names):
+            if float(self.prototype_count[j]) == 0:
+                continue
+            on, off = self._references(j, None, len(h))
+            d = (on - off).flatten(1)
+            out[a] = ((h[:, self.piece(j)] - off).flatten(1) * d).sum(1) / d.pow(2).sum(1).clamp_min(1e-12)
+        return out
+
+    @torch.no_grad()
     def interpolate(self, images: Tensor, references: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
         """Fig. 4 / the code's interpolation: for each named attribute, piece := λ·a_ref + (1 − λ)·b."""
         if set(references) != set(weights):

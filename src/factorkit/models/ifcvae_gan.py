@@ -217,6 +217,15 @@ class IFcVAEGAN(Model):
     def edit_attributes(self) -> list[str]:
         return list(self.attr_names)
 
+    def _carried(self, attribute: str) -> str:
+        """``attribute`` as ŷ names it (any case); the dataset's error for an unknown name, ours for one
+        the model was not trained on."""
+        name = self.info.attributes[self.info.attribute_index(attribute)]
+        if name not in self.attr_names:
+            raise UsageError(f"{self.name} was trained to edit {', '.join(self.attr_names)}, not {attribute!r} "
+                             "(model.attributes)")
+        return name
+
     # --- the losses (each next to its equation) ----------------------------------------------------
     def _sum(self) -> bool:
         return self.config.reduction == "code"
@@ -357,10 +366,7 @@ class IFcVAEGAN(Model):
         self.require("edit")
         if kwargs:
             raise UsageError(f"{self.name}.edit: unknown option(s) {', '.join(sorted(kwargs))}; it takes use_mean")
-        if attribute not in self.attr_names:
-            self.info.attribute_index(attribute)  # an unknown name: the dataset's error
-            raise UsageError(f"{self.name} was trained to edit {', '.join(self.attr_names)}, not {attribute!r} "
-                             "(model.attributes)")
+        attribute = self._carried(attribute)
         code = self.encode(images)
         if not use_mean:
             code = code.with_part("z", reparameterise(code["z"], code.extras["logvar"]))
@@ -371,8 +377,18 @@ class IFcVAEGAN(Model):
         return self.decode(code.with_part(attribute, values.expand(len(code)).reshape(-1, 1)))
 
     @torch.no_grad()
-    def traverse(self, images: Tensor, dim: int, values) -> Tensor:
-        return self.decode_traversal(self.encode(images), dim, values)
+    def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
+        """Several ŷ units set at once, ẑ kept, one decode."""
+        self.require("edit")
+        code = self.encode(images)
+        for attribute, value in values.items():
+            code = code.with_part(self._carried(attribute), torch.full((len(code), 1), float(value), device=code.tensor.device))
+        return self.decode(code)
+
+    @torch.no_grad()
+    def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
+        code = self.encode(images)
+        return {a: code[a][:, 0] for a in self.attr_names}
 
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         if dim < len(self.attr_names):

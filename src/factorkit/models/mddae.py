@@ -288,12 +288,33 @@ class MddAE(Model):
         return self.decode(code.with_part("y", y))
 
     @torch.no_grad()
-    def traverse(self, images: Tensor, dim: int, values) -> Tensor:
-        """(N, V, C, H, W): code dimension ``dim`` (ŷ units first, then z) set to each value."""
+    def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
+        """Several ŷ units set at once, one decode (binary attributes; class edits go one by one)."""
+        self.require("edit")
+        if self.classes or self.y_dim == 0:
+            return super().edit_many(images, values)
+        code = self.encode(images)
+        y = self._y_for_decoder(code["y"]).clone()
+        for attribute, value in values.items():
+            y[:, self.info.attribute_index(attribute)] = float(value)
+        return self.decode(code.with_part("y", y))
+
+    def edit_range(self, attribute: str) -> tuple[float, float]:
+        return (0.0, 1.0) if self.classes else (-0.5, 2.0)  # ŷ takes any real value (§3.5); this is the useful span
+
+    @torch.no_grad()
+    def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
+        if self.y_dim == 0:
+            return {}
+        y = self.encode(images)["y"]
+        return {a: y[:, k] for k, a in enumerate(self.info.attributes)}
+
+    def traversal_code(self, images: Tensor) -> Code:
+        """Code dimensions: ŷ units first (as the decoder sees them), then z."""
         code = self.encode(images)
         if self.y_dim:
             code = code.with_part("y", self._y_for_decoder(code["y"]))
-        return self.decode_traversal(code, dim, values)
+        return code
 
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         if dim < self.y_dim:

@@ -430,10 +430,6 @@ class Mixing(Model):
         d, idx = dist.topk(k, dim=1, largest=False)
         return idx, d
 
-    @torch.no_grad()
-    def traverse(self, images: Tensor, dim: int, values) -> Tensor:
-        return self.decode_traversal(self.encode(images), dim, values)
-
     def dimension_label(self, dim: int) -> str:
         d = self.width_total if self.config.single_chunk else self.config.chunk_size
         return f" (chunk {dim // d})"

@@ -1,0 +1,103 @@
+"""End to end in a real browser: `factorkit serve` on a tiny trained run, driven by Playwright through
+Debian's Chromium — upload a PNG, move a slider, see the edit change, download it; upload a
+non-image and read the message. Skipped (one line) where Chromium or Playwright is missing, except
+under CI (``CI`` set), where it must run."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import factorkit as fk
+
+from .test_serve import free_port, wait_listening
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def _playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = "playwright is not installed" if sync_playwright is None else (
+        None if Path(CHROMIUM).exists() else f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test must run under CI: {missing}")
+        pytest.skip(missing)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    sync_playwright = _playwright()
+    root = tmp_path_factory.mktemp("serve")
+    ds = fk.data.load("faces", "train", size=240)
+    model = fk.models.build("mddae", ds, seed=0, conv=(8, 8, 16, 16), fc=(32,), z_dim=6)
+    fk.train(model, ds, steps=3, out=root / "mdd", batch_size=8, num_workers=0, progress=False, checkpoint_every=0,
+             image_every=0)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "factorkit", "serve", str(root / "mdd"), "--port", str(port),
+                             "--judge", "off"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        wait_listening(port, proc)
+        yield sync_playwright, f"http://127.0.0.1:{port}/", root
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_upload_slide_download_and_a_bad_upload(served, tmp_path):
+    sync_playwright, url, _ = served
+    face = tmp_path / "face.png"
+    Image.fromarray((fk.data.load("faces", "test", size=240).images_at([5])[0].permute(1, 2, 0).numpy() * 255)
+                    .astype(np.uint8)).resize((100, 100)).save(face)
+    notes = tmp_path / "notes.png"
+    notes.write_text("this is not an image")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(accept_downloads=True)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function("document.getElementById('img-input').src.startsWith('data:image/png')")
+        assert page.locator("#edit-controls input[type=range]").count() == 7  # one slider per attribute
+
+        page.set_input_files("#file", str(face))
+        page.wait_for_function("document.getElementById('message').textContent.includes('converted face.png')")
+        assert "from 100x100 RGB to 64x64 RGB" in page.text_content("#message")
+        before = page.get_attribute("#img-edit", "src")
+
+        slider = page.locator("#edit-controls input[data-name=Smiling]")
+        slider.fill("1.9")
+        page.wait_for_function("document.getElementById('edit-caption').textContent.includes('Smiling = 1.9')")
+        after = page.get_attribute("#img-edit", "src")
+        assert after != before  # the edited image changed
+
+        with page.expect_download() as info:
+            page.click("#download")
+        path = tmp_path / "download.png"
+        info.value.save_as(path)
+        got = np.asarray(Image.open(path))
+        import base64
+
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(after.split(",", 1)[1]))))
+        assert got.shape == (64, 64, 3) and np.array_equal(got, shown)  # the file is the edit on screen
+
+        page.set_input_files("#file", str(notes))
+        page.wait_for_function("document.getElementById('message').textContent.includes('not a format PIL knows')")
+        assert page.text_content("#message").startswith("Could not use notes.png:")
+        assert page.get_attribute("#img-edit", "src") == after  # the work on screen is kept
+        assert not errors
+        browser.close()
