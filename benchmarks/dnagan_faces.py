@@ -14,7 +14,8 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
   so it gets steps / n; ``cyclic`` is ``main``'s schedule and reuses its run when the preset is cyclic
   and the steps agree);
 * ``recipient-labels`` — the critic told each child its own labels with attribute i set
-  (``critic_labels=recipient``) instead of the donor's whole label vector (the code).
+  (``critic_labels=recipient``) instead of the donor's whole label vector (the code);
+* ``recipient-gan4`` — the same with the children's adversarial term weighted 4 (``lambda_gan=4``).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -50,6 +51,7 @@ ROWS: dict[str, dict] = {
     "cyclic": {"schedule": "cyclic"},
     "random_pairs": {"schedule": "random_pairs"},
     "recipient-labels": {"critic_labels": "recipient"},
+    "recipient-gan4": {"critic_labels": "recipient", "lambda_gan": 4.0},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 

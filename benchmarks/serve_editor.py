@@ -142,7 +142,7 @@ def screenshots(base: str, runs: list[dict], out: Path) -> list[str]:
             page.select_option("#run", run["id"])
             page.wait_for_function("document.getElementById('examples').children.length >= 6")
             spec = httpx.get(f"{base}/api/runs/{run['id']}").json()
-            page.click("#examples img:nth-child(3)")
+            page.click("#examples img:nth-child(1)" if "edit" in spec else "#examples img:nth-child(3)")
             page.wait_for_timeout(400)
             if "edit" in spec:
                 page.locator("#edit-controls input[data-name=Smiling]").fill("1.8")
@@ -169,6 +169,7 @@ def main() -> None:
     ap.add_argument("--runs", required=True)
     ap.add_argument("--screenshots", help="folder for the editor's screenshots")
     ap.add_argument("--json", help="write the measurements here")
+    ap.add_argument("--no-load", action="store_true", help="skip the latency and load measurements (screenshots only)")
     args = ap.parse_args()
     port = free_port()
     proc = start(args.runs, port)
@@ -176,7 +177,7 @@ def main() -> None:
     try:
         runs = httpx.get(f"{base}/api/runs").json()
         results = []
-        for run in runs:
+        for run in [] if args.no_load else runs:
             r = measure(base, run, proc.pid)
             r["run"] = run["name"]
             results.append(r)

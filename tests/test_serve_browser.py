@@ -46,8 +46,11 @@ def served(tmp_path_factory):
     model = fk.models.build("mddae", ds, seed=0, conv=(8, 8, 16, 16), fc=(32,), z_dim=6)
     fk.train(model, ds, steps=3, out=root / "mdd", batch_size=8, num_workers=0, progress=False, checkpoint_every=0,
              image_every=0)
+    model = fk.models.build("mixing", ds, seed=0, num_chunks=4, chunk_size=3, width=0.125, cls_width=0.05)
+    fk.train(model, ds, steps=3, out=root / "mix", batch_size=8, num_workers=0, progress=False, checkpoint_every=0,
+             image_every=0)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "factorkit", "serve", str(root / "mdd"), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "factorkit", "serve", str(root), "--port", str(port),
                              "--judge", "off"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -71,6 +74,16 @@ def test_upload_slide_download_and_a_bad_upload(served, tmp_path):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
+        page.wait_for_function("document.getElementById('run').options.length == 2")
+        page.select_option("#run", "1")  # while the first run's examples still load: the later pick wins
+        page.wait_for_function("document.getElementById('about').textContent.startsWith('mixing')")
+        page.wait_for_function("document.getElementById('examples').children.length >= 6")
+        page.wait_for_timeout(800)
+        assert page.locator("#examples img").count() == 6 and page.is_visible("#swap-panel")
+        assert not page.is_visible("#edit-panel") and page.locator("#swap-controls input").count() == 4
+
+        page.select_option("#run", "0")
+        page.wait_for_function("document.getElementById('about').textContent.startsWith('mddae')")
         page.wait_for_function("document.getElementById('img-input').src.startsWith('data:image/png')")
         assert page.locator("#edit-controls input[type=range]").count() == 7  # one slider per attribute
 

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   run: null, spec: null, image: null, other: null, values: {}, knobs: [],
-  touched: {}, touchedKnobs: {}, pieces: new Set(), mode: null, seq: 0, inflight: null, timer: null,
+  touched: {}, touchedKnobs: {}, pieces: new Set(), mode: null, seq: 0, inflight: null, timer: null, runToken: 0,
 };
 
 function show(text, kind) {
@@ -113,25 +113,28 @@ function buildControls(spec) {
 }
 
 // --- readings ------------------------------------------------------------------------------------
-function showReading(before, after) {
+// rows: P(attribute) and every factor, for the input, its reconstruction and the edit; a row whose
+// edit reading differs from the input's is highlighted
+function showReading(before, rec, after) {
   const table = $("reading");
   if (!before) { table.hidden = true; return; }
   table.hidden = false;
   const body = table.tBodies[0];
   body.replaceChildren();
   const rows = [];
+  const p = (r, k) => (r && r.attributes[k] !== undefined ? r.attributes[k].toFixed(2) : "");
   for (const [k, v] of Object.entries(before.attributes || {})) {
     const w = after ? after.attributes[k] : null;
-    rows.push([`P(${k})`, v.toFixed(2), w === null ? "" : w.toFixed(2), w !== null && (v > 0.5) !== (w > 0.5)]);
+    rows.push([`P(${k})`, v.toFixed(2), p(rec, k), p(after, k), w !== null && (v > 0.5) !== (w > 0.5)]);
   }
   for (const [k, v] of Object.entries(before.factors || {})) {
     const w = after ? after.factors[k] : null;
-    rows.push([k, v, w === null ? "" : w, w !== null && v !== w]);
+    rows.push([k, v, rec ? rec.factors[k] : "", w === null ? "" : w, w !== null && v !== w]);
   }
-  for (const [name, a, b, changed] of rows) {
+  for (const [name, a, r, b, changed] of rows) {
     const tr = document.createElement("tr");
     if (changed) tr.className = "changed";
-    for (const text of [name, a, b]) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
+    for (const text of [name, a, r, b]) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
     body.append(tr);
   }
 }
@@ -142,7 +145,7 @@ function setOutput(url, reading, caption) {
   const link = $("download");
   link.href = url;
   link.classList.remove("disabled");
-  showReading(state.image.reading, reading);
+  showReading(state.image.reading, state.image.reconstruction_reading, reading);
 }
 
 // --- images --------------------------------------------------------------------------------------
@@ -234,9 +237,11 @@ async function send() {
 
 // --- runs ----------------------------------------------------------------------------------------
 async function selectRun(id) {
-  state.run = id; state.image = null; state.other = null;
+  const token = ++state.runToken; // a later pick of the run wins: this one stops at its next await
+  state.run = id; state.image = null; state.other = null; state.seq++;
   try {
     const spec = await api(`/api/runs/${id}`);
+    if (token !== state.runToken) return;
     state.spec = spec;
     $("about").textContent = `${spec.model} on ${spec.data} (${spec.size}×${spec.size}) · ${spec.paper} · ` +
       `operations: ${spec.operations.join(", ")}`;
@@ -246,6 +251,7 @@ async function selectRun(id) {
     ex.replaceChildren();
     for (let k = 0; k < spec.examples; k++) {
       const record = await post(`/api/runs/${id}/examples/${k}`);
+      if (token !== state.runToken) return;
       const img = document.createElement("img");
       img.src = record.image;
       img.alt = `example ${k}`;
