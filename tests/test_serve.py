@@ -275,6 +275,10 @@ def test_the_page_and_its_assets_are_served_with_nothing_from_outside(app):
     for text in (page, c.get("/static/app.js").text, c.get("/static/style.css").text):
         assert "http://" not in text.replace("http://127.0.0.1", "") and "https://" not in text and "//cdn" not in text
     assert c.get("/openapi.json").json()["paths"]["/api/runs/{run}/edit"]["post"]["summary"].startswith("set attributes")
+    docs = c.get("/docs").text  # FastAPI's Swagger UI page, its files served from here
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "https://" not in docs and "cdn" not in docs
+    assert "validatorUrl" in docs and c.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert c.get("/docs-assets/core.py").status_code == 404 and c.get("/docs-assets/..%2F__init__.py").status_code == 404
 
 
 def test_remote_clients_and_foreign_host_headers_are_refused_when_local(app):

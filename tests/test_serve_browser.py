@@ -71,8 +71,9 @@ def test_upload_slide_download_and_a_bad_upload(served, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(accept_downloads=True)
-        errors = []
+        errors, outside = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
         page.goto(url)
         page.wait_for_function("document.getElementById('run').options.length == 2")
         page.select_option("#run", "1")  # while the first run's examples still load: the later pick wins
@@ -113,4 +114,9 @@ def test_upload_slide_download_and_a_bad_upload(served, tmp_path):
         assert page.text_content("#message").startswith("Could not use notes.png:")
         assert page.get_attribute("#img-edit", "src") == after  # the work on screen is kept
         assert not errors
+
+        page.goto(url + "docs")  # the JSON API's Swagger UI renders offline
+        page.wait_for_function("document.querySelectorAll('.opblock-summary-path').length >= 9", timeout=20000)
+        assert "set attributes" in page.inner_text("body")
+        assert not errors and not outside, outside
         browser.close()

@@ -12,7 +12,8 @@
   "other": ID, "pieces": ["chunk3"]}``; ``/traverse`` ``{"image": ID, "values": {"4": 0.8}}``;
   ``/sample`` ``{"n": 8, "seed": 0}``. ``GET /api/runs/{run}/images/{id}.png`` an image's PNG.
 
-FastAPI documents all of it at ``/docs`` (OpenAPI). Errors are ``{"detail": message}`` with a 4xx
+FastAPI documents all of it at ``/docs`` (Swagger UI on the OpenAPI schema, its files served
+locally from the fastapi-offline package: nothing is fetched from a CDN). Errors are ``{"detail": message}`` with a 4xx
 status: 400 bad request, 404 unknown run or image, 413 too large, 415 not an image, 422 malformed
 JSON. Bound to 127.0.0.1 (the default) the app also refuses any client or Host header that is not
 local (a guard against DNS rebinding).
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -129,12 +131,24 @@ def _static(name: str) -> str:
     return resources.files("factorkit.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 
+def _docs_assets() -> dict[str, tuple[Path, str]]:
+    """Swagger UI's files from the fastapi-offline package (MIT; swagger-ui 5, Apache-2.0): the API
+    page needs no CDN. A fixed list of names, so no client path reaches the filesystem."""
+    import fastapi_offline
+
+    root = Path(fastapi_offline.__file__).parent / "static"
+    return {"swagger-ui-bundle.js": (root / "swagger-ui-bundle.js", "text/javascript"),
+            "swagger-ui.css": (root / "swagger-ui.css", "text/css"),
+            "favicon.png": (root / "favicon.png", "image/png")}
+
+
 def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, max_bytes: int = MAX_BYTES) -> FastAPI:
     """The editor for the run(s) at ``root``. ``judge``: auto | off | a Judge (tests)."""
     runs = Runs(root, judge)
     page, assets = _static("index.html"), {name: _static(name) for name in STATIC}
-    app = FastAPI(title="factorkit editor", version="1", description=__doc__)
+    app = FastAPI(title="factorkit editor", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.runs = runs
+    docs_assets = _docs_assets()
 
     def fail(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
@@ -173,6 +187,22 @@ def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, m
         if name not in assets:
             return fail(404, f"no static file {name!r}")
         return Response(assets[name], media_type=STATIC[name])
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """FastAPI's Swagger UI page on the OpenAPI schema, its script and style served from here."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="factorkit editor API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no call to validator.swagger.io
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        if name not in docs_assets:
+            return fail(404, f"no docs asset {name!r}")
+        path, media = docs_assets[name]
+        return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/runs", summary="the runs this server edits")
     def list_runs() -> list[dict[str, Any]]:
