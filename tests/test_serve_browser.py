@@ -109,10 +109,22 @@ def test_upload_slide_download_and_a_bad_upload(served, tmp_path):
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(after.split(",", 1)[1]))))
         assert got.shape == (64, 64, 3) and np.array_equal(got, shown)  # the file is the edit on screen
 
+        page.click("#reset")  # back to the reconstruction, the slider back where the model reads the image
+        assert page.get_attribute("#img-edit", "src") == page.get_attribute("#img-rec", "src")
+        assert abs(float(slider.input_value()) - 1.9) > 0.1
+
+        page.evaluate("""(bytes) => {  // drag-and-drop of a file onto the drop zone
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+          document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }""", list(face.read_bytes()))
+        page.wait_for_function("document.getElementById('message').textContent.includes('converted dropped.png')")
+
+        kept = page.get_attribute("#img-edit", "src")
         page.set_input_files("#file", str(notes))
         page.wait_for_function("document.getElementById('message').textContent.includes('not a format PIL knows')")
         assert page.text_content("#message").startswith("Could not use notes.png:")
-        assert page.get_attribute("#img-edit", "src") == after  # the work on screen is kept
+        assert page.get_attribute("#img-edit", "src") == kept  # the work on screen is kept
         assert not errors
 
         page.goto(url + "docs")  # the JSON API's Swagger UI renders offline
