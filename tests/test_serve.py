@@ -425,3 +425,22 @@ def test_the_default_bind_takes_connections_on_127_0_0_1_only(runs):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_class_datasets_get_one_class_at_a_time(tmp_path):
+    ds = fk.data.load("sklearn-digits", "train")
+    fk.train(fk.models.build("mddae", ds, seed=0), ds, steps=2, out=tmp_path / "digits", batch_size=8, num_workers=0,
+             progress=False, checkpoint_every=0, image_every=0)
+    app = create_app(tmp_path / "digits")  # judge auto: scikit-learn's digits are not procedural, so none
+    c = client(app)
+    spec = c.get("/api/runs/0").json()
+    assert spec["edit"]["kind"] == "classes" and spec["edit"]["controls"][3] == {"name": "digit_3", "lo": 0.0, "hi": 1.0}
+    assert not spec["judge"] and "procedural datasets only" in spec["notes"][0]
+    image = c.post("/api/runs/0/examples/0").json()
+    assert image["reading"] is None and len(image["values"]) == 10
+    model = fk.load(tmp_path / "digits")
+    x = torch.from_numpy(png_of(image["image"]).astype(np.float32) / 255)[None, None]
+    r = c.post("/api/runs/0/edit", json={"image": image["id"], "values": {"digit_3": 1}})
+    assert np.array_equal(png_of(r.json()["image"]), as_png(model.edit(x, "digit_3", 1.0)[0])[..., 0])
+    r = c.post("/api/runs/0/edit", json={"image": image["id"], "values": {"digit_3": 0.5}})
+    assert r.status_code == 400 and "use value=1" in r.json()["detail"]

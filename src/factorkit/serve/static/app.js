@@ -78,9 +78,18 @@ function buildControls(spec) {
   state.controls = {edit: {}, knobs: {}};
   for (const id of ["edit-controls", "swap-controls", "traverse-controls", "samples"]) $(id).replaceChildren();
   $("edit-panel").hidden = !spec.edit;
-  if (spec.edit) {
+  if (spec.edit && spec.edit.kind === "classes") { // one class at a time (mddAE case 1): a button per class
     for (const c of spec.edit.controls) {
-      const mid = spec.edit.kind === "classes" ? 0 : (c.lo + c.hi) / 2;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = `make it ${c.name}`;
+      b.dataset.name = c.name;
+      b.addEventListener("click", () => { state.touched = {[c.name]: 1}; request("edit"); });
+      $("edit-controls").append(b, " ");
+    }
+  } else if (spec.edit) {
+    for (const c of spec.edit.controls) {
+      const mid = (c.lo + c.hi) / 2;
       state.controls.edit[c.name] = slider($("edit-controls"), c.name, c.lo, c.hi, mid, (v) => {
         state.touched[c.name] = v; request("edit");
       });
@@ -152,10 +161,10 @@ function setOutput(url, reading, caption) {
 function resetControls() {
   state.touched = {}; state.touchedKnobs = {};
   const spec = state.spec;
-  if (spec.edit) {
+  if (spec.edit && spec.edit.kind !== "classes") {
     for (const c of spec.edit.controls) {
       const read = state.image.values[c.name];
-      place(state.controls.edit[c.name], read === undefined ? (spec.edit.kind === "classes" ? 0 : (c.lo + c.hi) / 2) : read);
+      place(state.controls.edit[c.name], read === undefined ? (c.lo + c.hi) / 2 : read);
     }
   }
   if (spec.traverse) for (const c of spec.traverse.controls) place(state.controls.knobs[c.dim], state.image.knobs[c.dim] ?? 0);
