@@ -126,7 +126,7 @@ def test_mddae_upload_edit_traverse_match_the_model(app, runs):
     c = client(app)
     rid = run_id(c, "mdd")
     model = fk.load(runs / "mdd")
-    r = c.post(f"/api/runs/{rid}/images", content=png_bytes(), headers={"X-Filename": "../../etc/red.png"})
+    r = c.post(f"/api/runs/{rid}/images", content=png_bytes(), headers={"X-Filename": "..%2F..%2Fetc%2Fred.png"})
     assert r.status_code == 200
     rec = r.json()
     assert rec["notice"] == "converted red.png from 100x80 RGB to 64x64 RGB (centre crop + resize)"  # the name, no path
@@ -206,6 +206,7 @@ def png_header(w: int, h: int) -> bytes:
     (png_header(20000, 20000), 413, "400000000 pixels"),
     (png_header(5000, 4000), 413, "5000x4000 pixels; the limit is 16,777,216"),
     (b"", 415, "empty"),
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", 415, "not a format PIL knows"),  # EPS is never opened
     (b"\0" * (10 * 1024 * 1024 + 1), 413, "limit is 10,485,760"),
 ])
 def test_bad_uploads_get_a_4xx_with_a_message(app, body, status, words):
@@ -286,6 +287,13 @@ def test_remote_clients_and_foreign_host_headers_are_refused_when_local(app):
     r = client(app, base="http://attacker.example").get("/api/runs")
     assert r.status_code == 403 and "DNS-rebinding" in r.json()["detail"]
     assert client(app, base="http://localhost:7860").get("/api/runs").status_code == 200
+    c = client(app)
+    r = c.post("/api/runs/0/images", content=png_bytes(), headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["detail"]
+    assert c.post("/api/runs/0/examples/0", headers={"Origin": "http://127.0.0.1:7860"}).status_code == 200
+    r = c.post("/api/runs/0/edit", content=b"{" + b" " * 70000 + b"}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "capped at 65,536" in r.json()["detail"]
+    assert c.get("/api/runs/%C2%B2").status_code == 404  # '²'.isdigit() is True, int('²') is not a number
     assert client(app, host="::1", base="http://[::1]:7860").get("/api/runs").status_code == 200
 
 

@@ -306,7 +306,7 @@ class MddAE(Model):
     def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
         if self.y_dim == 0:
             return {}
-        y = self.encode(images)["y"]
+        y = self._y_for_decoder(self.encode(images)["y"])  # what the decoder sees (0/1 for disAE's label input)
         return {a: y[:, k] for k, a in enumerate(self.info.attributes)}
 
     def traversal_code(self, images: Tensor) -> Code:

@@ -22,12 +22,14 @@ local (a guard against DNS rebinding).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import sys
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -45,6 +47,7 @@ class UnknownRun(UsageError):
     """A run id this server does not list."""
 
 MAX_BYTES = 10 * 1024 * 1024  # an upload's cap
+MAX_JSON = 64 * 1024  # every other request body's
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
 _SKIP = {"checkpoints", "tb", "figures", ".git", "__pycache__"}
@@ -118,7 +121,7 @@ class Runs:
         return out
 
     def get(self, run: str) -> RunEditor:
-        if not run.isdigit() or not 0 <= int(run) < len(self.paths):
+        if not re.fullmatch(r"[0-9]{1,6}", run) or not 0 <= int(run) < len(self.paths):
             raise UnknownRun(f"unknown run {run!r}; GET /api/runs lists the {len(self.paths)} served here")
         i = int(run)
         with self._lock:
@@ -160,12 +163,22 @@ def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, m
             if not is_loopback(client):
                 return fail(403, f"this editor is bound to 127.0.0.1 and serves this machine only (client {client}); "
                                  "restart it with --host to share it")
+            origin = request.headers.get("origin")
+            if origin is not None and not is_loopback(urlsplit(origin).hostname or ""):  # cross-site requests (CSRF)
+                return fail(403, f"requests from the page {origin!r} are refused (cross-site); use the editor's own page")
             host = request.headers.get("host", "")
             name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
             if name not in LOCAL_NAMES:
                 return fail(403, f"Host {host!r} is not this machine's loopback name (DNS-rebinding guard); "
                                  "open http://127.0.0.1:PORT/")
             return await call_next(request)
+
+    @app.middleware("http")
+    async def json_cap(request: Request, call_next):
+        length = request.headers.get("content-length", "")
+        if not request.url.path.endswith("/images") and length.isascii() and length.isdigit() and int(length) > MAX_JSON:
+            return fail(413, f"the request body is {int(length):,} bytes; JSON requests are capped at {MAX_JSON:,}")
+        return await call_next(request)
 
     @app.exception_handler(UsageError)
     async def usage_error(request: Request, exc: UsageError):
@@ -226,7 +239,7 @@ def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, m
             chunks.append(chunk)
         if size == 0:
             raise NotAnImage("the upload is empty: send the image file's bytes as the request body")
-        name = request.headers.get("x-filename", "")
+        name = unquote(request.headers.get("x-filename", ""))  # the page sends it URI-encoded
         name = "".join(ch for ch in name.replace("\\", "/").rsplit("/", 1)[-1] if ch.isprintable())[:80] or None
         return await run_in_threadpool(ed.add_upload, b"".join(chunks), name)
 

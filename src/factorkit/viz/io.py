@@ -13,6 +13,7 @@ import torch
 
 from ..errors import UsageError
 
+FORMATS = ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]  # nothing else is opened (no EPS → Ghostscript)
 MAX_PIXELS = 4096 * 4096  # larger images are refused before decoding (a 20000×20000 header is a bomb)
 
 
@@ -43,7 +44,7 @@ def read_image(source: str | Path | bytes, channels: int, size: int, name: str |
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as im:
+            with Image.open(fh, formats=FORMATS) as im:
                 w, h = im.size
                 if w * h > max_pixels or w < 1 or h < 1:
                     raise ImageTooLarge(f"{label} is {w}x{h} pixels; the limit is {max_pixels:,} pixels "

@@ -172,7 +172,15 @@ function resetControls() {
   state.pieces.clear();
 }
 
+// a new image, a reset or a new second image: whatever edit is pending or in flight is dropped
+function cancelPending() {
+  clearTimeout(state.timer);
+  state.seq++;
+  if (state.inflight) state.inflight.abort();
+}
+
 function setImage(record) {
+  cancelPending();
   state.image = record;
   $("img-input").src = record.image;
   $("img-rec").src = record.reconstruction;
@@ -186,7 +194,7 @@ async function upload(file, target) {
   if (!file) return;
   try {
     const record = await api(`/api/runs/${state.run}/images`, {
-      method: "POST", body: file, headers: {"Content-Type": file.type || "application/octet-stream", "X-Filename": file.name},
+      method: "POST", body: file, headers: {"Content-Type": file.type || "application/octet-stream", "X-Filename": encodeURIComponent(file.name)},
     });
     if (target === "other") setOther(record); else setImage(record);
   } catch (e) {
@@ -195,6 +203,7 @@ async function upload(file, target) {
 }
 
 function setOther(record) {
+  cancelPending();
   state.other = record;
   $("img-other").src = record.image;
   if (record.notice) show(record.notice, "info");
@@ -247,7 +256,8 @@ async function send() {
 // --- runs ----------------------------------------------------------------------------------------
 async function selectRun(id) {
   const token = ++state.runToken; // a later pick of the run wins: this one stops at its next await
-  state.run = id; state.image = null; state.other = null; state.seq++;
+  cancelPending();
+  state.run = id; state.image = null; state.other = null;
   try {
     const spec = await api(`/api/runs/${id}`);
     if (token !== state.runToken) return;
@@ -290,6 +300,7 @@ async function start() {
   $("random-other").addEventListener("click", () => example("random", "other"));
   $("reset").addEventListener("click", () => {
     if (!state.image) return;
+    cancelPending();
     resetControls();
     setOutput(state.image.reconstruction, state.image.reconstruction_reading, "edit (reset: the reconstruction)");
   });
