@@ -544,35 +544,34 @@ class DNAGAN(Model):
         self.require("edit")
         if kwargs:
             raise UsageError(f"{self.name}.edit: unknown option(s) {', '.join(sorted(kwargs))}; it takes reference")
-        j = self.piece_index(attribute)
-        if j == len(self.attr_names):
-            raise UsageError(f"{self.name}.edit: z is not an attribute; edit one of {', '.join(self.attr_names)}")
         h = self._latent(images)
         values = torch.as_tensor(value, dtype=h.dtype, device=h.device)
         if values.dim() > 1 or (values.dim() == 1 and len(values) != len(h)):
             raise UsageError(f"edit value must be a number or one number per image ({len(h)}), got shape {tuple(values.shape)}")
-        v = values.expand(len(h)).reshape(-1, 1, 1, 1)
-        if self.config.annihilate and bool((values == 0).all()):
-            return self._decode_latent(self.with_piece(h, j, 0.0))
-        on, off = self._references(j, reference, len(h))
-        return self._decode_latent(self.with_piece(h, j, (1 - v) * off + v * on))
+        return self._decode_latent(self._set_piece(h, self._attribute_piece(attribute), values, reference))
 
     @torch.no_grad()
     def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
         """Several pieces set at once (each as ``edit`` sets one, from the prototypes), one decode."""
         self.require("edit")
         h = self._latent(images)
-        out = h.clone()
         for attribute, value in values.items():
-            j = self.piece_index(attribute)
-            if j == len(self.attr_names):
-                raise UsageError(f"{self.name}.edit: z is not an attribute; edit one of {', '.join(self.attr_names)}")
-            if self.config.annihilate and float(value) == 0:
-                out[:, self.piece(j)] = 0.0
-                continue
-            on, off = self._references(j, None, len(h))
-            out[:, self.piece(j)] = (1 - float(value)) * off + float(value) * on
-        return self._decode_latent(out)
+            h = self._set_piece(h, self._attribute_piece(attribute), torch.tensor(float(value), dtype=h.dtype, device=h.device))
+        return self._decode_latent(h)
+
+    def _attribute_piece(self, attribute: str) -> int:
+        j = self.piece_index(attribute)
+        if j == len(self.attr_names):
+            raise UsageError(f"{self.name}.edit: z is not an attribute; edit one of {', '.join(self.attr_names)}")
+        return j
+
+    def _set_piece(self, h: Tensor, j: int, values: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``h`` with piece j := (1 − v)·off + v·on (0 under annihilation when every v is 0)."""
+        if self.config.annihilate and bool((values == 0).all()):
+            return self.with_piece(h, j, 0.0)
+        on, off = self._references(j, reference, len(h))
+        v = values.expand(len(h)).reshape(-1, 1, 1, 1)
+        return self.with_piece(h, j, (1 - v) * off + v * on)
 
     @torch.no_grad()
     def attribute_values(self, images: Tensor) -> dict[str, Tensor]:

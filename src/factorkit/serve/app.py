@@ -37,7 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import UnsupportedOperation, UsageError
+from ..errors import UsageError
 from ..viz.grids import png_bytes
 from ..viz.io import ImageTooLarge, NotAnImage
 from .editor import RunEditor, UnknownImage
@@ -184,8 +184,6 @@ def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, m
     async def usage_error(request: Request, exc: UsageError):
         status = 404 if isinstance(exc, (UnknownImage, UnknownRun)) else 413 if isinstance(exc, ImageTooLarge) else \
             415 if isinstance(exc, NotAnImage) else 400
-        if isinstance(exc, UnsupportedOperation):
-            status = 400
         return fail(status, str(exc))
 
     def editor(run: str) -> RunEditor:

@@ -149,8 +149,8 @@ class RunEditor:
         }
         if m.supports("edit") and info.attributes:
             kind = "classes" if info.attribute_kind != "binary" else "binary"
-            spec["edit"] = {"kind": kind, "controls": [
-                {"name": a, "lo": m.edit_range(a)[0], "hi": m.edit_range(a)[1]} for a in m.edit_attributes()]}
+            ranges = {a: m.edit_range(a) for a in m.edit_attributes()}
+            spec["edit"] = {"kind": kind, "controls": [{"name": a, "lo": lo, "hi": hi} for a, (lo, hi) in ranges.items()]}
         if m.supports("swap"):
             names = [str(c) for c in m.chunk_names()]
             spec["swap"] = {"pieces": [{"name": c, "label": c.replace("chunk", "chunk ") if c.startswith("chunk") else
