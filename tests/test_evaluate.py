@@ -15,7 +15,9 @@ def test_compute_by_name_matches_direct_call():
     f = np.stack([rng.integers(0, 3, 2000), rng.integers(0, 4, 2000)], 1)
     codes = f + 0.3 * rng.normal(size=(2000, 2))
     assert fk.metrics.compute("mig", codes, f) == fk.metrics.mig(codes, f)
-    split = EV._split(codes, f, seed=0)
+    perm = np.random.default_rng(0).permutation(2000)  # the documented seeded 80/20 split, disjoint
+    tr, te = np.sort(perm[:1600]), np.sort(perm[1600:])
+    split = codes[tr], f[tr], codes[te], f[te]
     assert fk.metrics.compute("sap", codes, f, seed=0) == {"sap": fk.metrics.sap(*split, seed=0)["sap"]}
     with pytest.raises(UsageError, match="needs a model or dataset"):
         fk.metrics.compute("higgins", codes, f)
@@ -76,7 +78,7 @@ def test_edit_metrics_refused_for_model_that_cannot_edit(ae_run, capsys):
 def test_param_keys_and_metric_names_are_checked_against_the_registry(ae_run, capsys):
     cases = [
         (["--param", "mig.foo=1"], "--param mig.foo: unknown key; valid mig keys: mig.num_bins"),
-        (["--param", "bogus.x=1"], "unknown metric 'bogus'; valid: mig, sap, dci, modularity, higgins"),
+        (["--param", "bogus.x=1"], "unknown metric 'bogus'; valid: mig, sap, dci, modularity, irs, unsupervised, med"),
         (["--param", "mig.num_bins=abc"], "--param mig.num_bins=abc: expected an integer"),
         (["--param", "counterfactual.x=1"], "valid counterfactual keys: (none: it takes no parameters)"),
         (["--metrics", "mig,nope"], "unknown metric 'nope'; valid: mig, sap, dci"),
@@ -121,5 +123,5 @@ def test_registry_is_the_one_list(capsys):
     mdd = fk.models.build("mddae", fk.data.describe("sklearn-digits"))
     assert R.METRICS["counterfactual"].applies(mdd, fk.data.describe("sklearn-digits")) == \
         "the dataset has no counterfactual renders (only faces does)"
-    assert R.defaults(ae, info) == ["mig", "sap", "dci", "modularity", "nn-map", "mse", "rmse", "psnr",
-                                    "ssim", "ms-ssim"]
+    assert R.defaults(ae, info) == ["mig", "sap", "dci", "modularity", "irs", "unsupervised", "med", "infom", "infoc",
+                                    "infoe", "nn-map", "mse", "rmse", "psnr", "ssim", "ms-ssim"]

@@ -21,9 +21,9 @@ import torch
 
 from ..errors import UsageError
 from ..files import atomic_write_text
+from . import arrays, floors
 from . import editing as E
 from . import factors as F
-from . import floors
 from . import images as I
 from . import registry as R
 
@@ -32,36 +32,7 @@ ALL_METRICS = R.ALL_METRICS
 
 # --- arrays API ------------------------------------------------------------------------------------
 
-
-def _split(codes, factors, seed: int, test_fraction: float = 0.2):
-    codes, factors = F.as_array(codes, np.float64), F.as_array(factors)
-    perm = np.random.default_rng(seed).permutation(len(codes))
-    cut = int(round(len(codes) * (1 - test_fraction)))
-    tr, te = np.sort(perm[:cut]), np.sort(perm[cut:])
-    return codes[tr], factors[tr], codes[te], factors[te]
-
-
-def compute(name: str, *arrays, seed: int = 0, **hyper: Any) -> dict[str, float]:
-    """A ground-truth metric by registry name on arrays. The four-array metrics (sap, dci,
-    modularity) given only ``(codes, factors)`` split those rows 80/20 (disjoint, seeded)."""
-    fns: dict[str, Callable] = {"mig": F.mig, "sap": F.sap, "dci": F.dci, "modularity": F.modularity}
-    if name not in fns:
-        raise UsageError(f"compute() takes an array metric ({', '.join(fns)}); {name!r} needs a model or dataset")
-    if name == "mig":
-        if len(arrays) not in (2, 4):
-            raise UsageError("mig takes (codes, factors)")
-        return _public(F.mig(arrays[0], arrays[1], **hyper))
-    if len(arrays) == 2:
-        arrays = _split(arrays[0], arrays[1], seed)
-    if len(arrays) != 4:
-        raise UsageError(f"{name} takes (codes, factors[, codes_test, factors_test])")
-    if name in ("sap", "dci"):
-        hyper.setdefault("seed", seed)
-    return _public(fns[name](*arrays, **hyper))
-
-
-def _public(d: dict) -> dict:
-    return {k: v for k, v in d.items() if not k.startswith("_")}
+compute = arrays.compute  # one array metric by registry name (arrays.py), kept here for its old import path
 
 
 # --- model / dataset -----------------------------------------------------------------------------
@@ -129,7 +100,15 @@ class Context:
         self.reference: dict[str, Any] = {}
         self.floors: dict[str, float] = {}
         self.floor_kind: dict[str, str] = {}
+        self.continuous = False  # dataset factors are discrete; plain tables may be real-valued (arrays.py)
         self._classifier = None
+        self._memo: dict = {}
+
+    def memo(self, key, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` (InfoM and InfoC share one NMI matrix)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def bar(self, name: str, total: int) -> "_Bar":
         return _Bar(self.progress, name, total)
@@ -316,9 +295,14 @@ class _Bar:
 
     def __enter__(self):
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._p = Progress(TextColumn(f"  {self.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+            console = Console(stderr=True)  # stdout stays the scores' (--json); nothing drawn into a pipe or file
+            if not console.is_terminal:
+                return self
+            self._p = Progress(TextColumn(f"  {self.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                               console=console, transient=True)
             self._p.start()
             self._task = self._p.add_task(self.name, total=self.total)
         return self

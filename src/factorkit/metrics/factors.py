@@ -96,12 +96,18 @@ def entropy_discrete(factors: Array) -> Array:
 # --- MIG --------------------------------------------------------------------------------------
 
 
-def mig(codes, factors, num_bins: int = 20) -> dict[str, float]:
+def mig(codes, factors, num_bins: int = 20, continuous: bool = False) -> dict[str, float]:
     """Mutual Information Gap (Chen et al. 2018): mean over factors of the gap between the two
     codes with the highest MI with the factor, divided by the factor's entropy. Constant
-    factors (zero entropy in the sample) are left out of the mean."""
-    codes, factors = as_array(codes, np.float64), as_array(factors)
+    factors (zero entropy in the sample) are left out of the mean.
+
+    ``continuous``: the factors are real-valued; the estimator then bins each factor as the
+    codes are (``num_bins`` equal-width bins over its range) and MI and entropy are those of
+    the binned values — a plug-in estimate that depends on ``num_bins``, stated as such."""
+    codes, factors = as_array(codes, np.float64), as_array(factors, np.float64 if continuous else None)
     _check(codes, factors)
+    if continuous:
+        factors = histogram_discretize(factors, num_bins)
     m = mutual_information(histogram_discretize(codes, num_bins), factors)  # (D, K)
     h = entropy_discrete(factors)
     keep = h > 0
@@ -117,7 +123,8 @@ def mig(codes, factors, num_bins: int = 20) -> dict[str, float]:
 # --- SAP --------------------------------------------------------------------------------------
 
 
-def sap(codes, factors, codes_test, factors_test, continuous: bool = False, seed: int = 0) -> dict[str, float]:
+def sap(codes, factors, codes_test, factors_test, continuous: bool = False, seed: int = 0,
+        progress=None) -> dict[str, float]:
     """Separated Attribute Predictability (Kumar et al. 2018): per (code, factor) the test
     accuracy of a linear SVM (C=0.01, balanced) on that one code — or, for continuous factors,
     the R² of a linear fit; SAP = mean over factors of (best − second best)."""
@@ -134,13 +141,15 @@ def sap(codes, factors, codes_test, factors_test, continuous: bool = False, seed
             if continuous:
                 cov = np.cov(codes[:, i], factors[:, j], ddof=1)
                 var_z, var_y = cov[0, 0], cov[1, 1]
-                score[i, j] = 0.0 if var_z <= 1e-12 else cov[0, 1] ** 2 / (var_z * var_y)
+                score[i, j] = 0.0 if var_z <= 1e-12 or var_y <= 1e-12 else cov[0, 1] ** 2 / (var_z * var_y)
             elif len(np.unique(factors[:, j])) < 2:
                 score[i, j] = 0.0
             else:
                 clf = LinearSVC(C=0.01, class_weight="balanced", random_state=seed)
                 clf.fit(codes[:, i : i + 1], factors[:, j])
                 score[i, j] = float(np.mean(clf.predict(codes_test[:, i : i + 1]) == factors_test[:, j]))
+        if progress is not None:
+            progress(1)
     top = np.sort(score, axis=0)[::-1]
     gaps = top[0] - top[1] if d > 1 else top[0]
     return {"sap": float(np.mean(gaps)), "_matrix": score}
@@ -183,7 +192,7 @@ def _dci_fit(codes, y, codes_test, y_test, backend: str, seed: int, bins: int) -
 
 
 def dci(codes, factors, codes_test, factors_test, backend: str = "vectorised", seed: int = 0,
-        bins: int = 256) -> dict[str, float]:
+        bins: int = 256, continuous: bool = False, progress=None) -> dict[str, float]:
     """DCI (Eastwood & Williams 2018): per factor a gradient-boosted classifier (scikit-learn
     ``GradientBoostingClassifier`` defaults) on all codes; importance matrix from its
     impurity-based feature importances; informativeness = its train/test accuracy.
@@ -193,6 +202,12 @@ def dci(codes, factors, codes_test, factors_test, backend: str = "vectorised", s
     scikit-learn does, so its scores fall within scikit-learn's seed-to-seed spread (not equal to
     any one seed: hence not called "exact", its name before issue 15); ``fast`` — the same model
     on ``bins`` (256) quantile bins per code; ``sklearn`` — scikit-learn itself, seeded (slow).
+
+    ``continuous``: real-valued factors, DCI "with regressors" as Eastwood & Williams define it:
+    per factor scikit-learn's ``GradientBoostingRegressor()`` (defaults, seeded; the vectorised
+    backends fit classifiers only, so ``backend`` must be ``vectorised`` — the default, taken to
+    mean "the default model" — or ``sklearn``); informativeness is then its R² (keys
+    ``dci.r2_train`` / ``dci.r2_test``). ``progress(1)`` is called after each factor.
     """
     if backend not in DCI_BACKENDS:
         from ..errors import UsageError
@@ -200,26 +215,45 @@ def dci(codes, factors, codes_test, factors_test, backend: str = "vectorised", s
         hint = " ('exact' was renamed 'vectorised': it matches scikit-learn's spread over seeds, not one seed)" \
             if backend == "exact" else ""
         raise UsageError(f"dci backend {backend!r}; valid: {', '.join(DCI_BACKENDS)}{hint}")
+    if continuous and backend == "fast":
+        from ..errors import UsageError
+
+        raise UsageError("dci backend 'fast' fits classifiers only; continuous factors use scikit-learn's "
+                         "GradientBoostingRegressor (backend vectorised, the default, or sklearn)")
     codes, codes_test = as_array(codes, np.float64), as_array(codes_test, np.float64)
-    factors, factors_test = encode_factors(factors, factors_test)
+    if continuous:
+        factors, factors_test = as_array(factors, np.float64), as_array(factors_test, np.float64)
+    else:
+        factors, factors_test = encode_factors(factors, factors_test)
     _check(codes, factors)
     d, k = codes.shape[1], factors.shape[1]
     importance = np.zeros((d, k))
     acc_train, acc_test = [], []
     for j in range(k):
-        if len(np.unique(factors[:, j])) < 2:  # a constant factor carries no information
-            continue
-        importance[:, j], tr, te = _dci_fit(codes, factors[:, j], codes_test, factors_test[:, j], backend, seed, bins)
-        acc_train.append(tr)
-        acc_test.append(te)
+        if len(np.unique(factors[:, j])) >= 2:  # a constant factor carries no information
+            fit = _dci_regress if continuous else _dci_fit
+            importance[:, j], tr, te = fit(codes, factors[:, j], codes_test, factors_test[:, j], backend, seed, bins)
+            acc_train.append(tr)
+            acc_test.append(te)
+        if progress is not None:
+            progress(1)
     out = dci_from_importance(importance)
+    name = "r2" if continuous else "informativeness"
     return {
         "dci.disentanglement": out["disentanglement"],
         "dci.completeness": out["completeness"],
-        "dci.informativeness_train": float(np.mean(acc_train)) if acc_train else float("nan"),
-        "dci.informativeness_test": float(np.mean(acc_test)) if acc_test else float("nan"),
+        f"dci.{name}_train": float(np.mean(acc_train)) if acc_train else float("nan"),
+        f"dci.{name}_test": float(np.mean(acc_test)) if acc_test else float("nan"),
         "_importance": importance,
     }
+
+
+def _dci_regress(codes, y, codes_test, y_test, backend: str, seed: int, bins: int) -> tuple[Array, float, float]:
+    """Importances and train/test R² of one continuous factor's boosted regressor."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    model = GradientBoostingRegressor(random_state=seed).fit(codes, y)
+    return np.abs(model.feature_importances_), float(model.score(codes, y)), float(model.score(codes_test, y_test))
 
 
 # --- modularity & explicitness ------------------------------------------------------------------
@@ -239,7 +273,7 @@ def modularity_from_mi(mi: Array) -> float:
     return float(np.mean(score))
 
 
-def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20) -> dict[str, float]:
+def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20, progress=None) -> dict[str, float]:
     """Modularity (20-bin MI as in MIG) and explicitness: codes standardised with the train
     mean/std, one ``LogisticRegression()`` per factor, macro ROC-AUC of its probabilities
     against one-hot labels (classes from the training fit), mean over factors."""
@@ -257,6 +291,8 @@ def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20) -> 
     roc_train, roc_test = [], []
     for j in range(factors.shape[1]):
         y, y_test = factors[:, j], factors_test[:, j]
+        if progress is not None:
+            progress(1)
         if len(np.unique(y)) < 2:
             continue
         clf = LogisticRegression(max_iter=1000).fit(ztr, y)

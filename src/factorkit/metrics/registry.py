@@ -3,8 +3,9 @@ their defaults, how its floor is obtained, and how it runs.
 
 ``evaluate`` (which metrics to run and in what order), the applicability check (why a metric
 does not apply), ``--param NAME.KEY=VALUE`` (which keys exist, of which type) and the
-``factorkit metrics`` table all read :data:`METRICS`. (``evaluate.compute`` keeps its own map of
-the four pure array cores for plain arrays; issue 21's ``factorkit score`` should move it here.)
+``factorkit metrics`` table all read :data:`METRICS`, and so do ``fk.metrics.compute`` and
+``factorkit score`` on plain arrays (:mod:`factorkit.metrics.arrays`: the metrics declared
+``arrays``, on the factor kinds each declares).
 
 A metric's ``run(ctx, params)`` returns its values: keys starting with ``_`` are details (lists,
 matrices), other numbers are scores. ``ctx`` is the evaluation context of ``evaluate.py``
@@ -23,9 +24,13 @@ import numpy as np
 from ..config import Range, check_value, parse_value
 from ..errors import UsageError
 from . import attributes as A
+from . import downstream_task as DS
 from . import editing as E
 from . import factors as F
 from . import images as I
+from . import information as INFO
+from . import robustness as IRS
+from . import unsupervised_scores as U
 
 # --- what a metric can need -------------------------------------------------------------------------
 
@@ -72,6 +77,10 @@ class MetricSpec:
     prefixed: bool = True  # scores stored as "NAME.KEY" (factor metrics name their own keys)
     description: str = ""
     limits: Mapping[str, Any] = field(default_factory=dict)  # key → Range, or a tuple of the allowed values
+    arrays: bool = False  # runs on a plain (codes, factors) table: fk.metrics.compute, `factorkit score`
+    factor_kinds: tuple[str, ...] = ("discrete",)  # "continuous" where the definition allows real factors
+    test_rows: bool = True  # reads held-out rows (False: the training rows only, all rows on a plain table)
+    fast: str = ""  # what --fast changes ("" = nothing: it has no fast mode)
 
     def applies(self, model, info) -> str | None:
         """None if the metric applies, else why not."""
@@ -86,22 +95,94 @@ class MetricSpec:
 
 
 def _mig(ctx, p):
-    return F.mig(ctx.c_tr, ctx.f_tr, **p)
+    return F.mig(ctx.c_tr, ctx.f_tr, continuous=ctx.continuous, **p)
 
 
 def _sap(ctx, p):
-    return F.sap(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, **p)
+    p = {**p, "continuous": p["continuous"] or ctx.continuous}  # real factors: the R² branch
+    with ctx.bar("sap", ctx.c_tr.shape[1]) as bar:
+        return F.sap(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, progress=bar, **p)
 
 
 def _dci(ctx, p):
     p = dict(p)
-    if p["backend"] == "auto":  # vectorised, or the documented fast mode with --fast
-        p["backend"] = "fast" if ctx.settings.fast else "vectorised"
-    return F.dci(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, **p)
+    if p["backend"] == "auto":  # vectorised, or the documented fast mode with --fast; regressors for real factors
+        p["backend"] = "vectorised" if ctx.continuous or not ctx.settings.fast else "fast"
+    with ctx.bar("dci", ctx.f_tr.shape[1]) as bar:
+        return F.dci(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, seed=ctx.settings.seed, continuous=ctx.continuous,
+                     progress=bar, **p)
 
 
 def _modularity(ctx, p):
-    return F.modularity(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, **p)
+    with ctx.bar("modularity", ctx.f_tr.shape[1]) as bar:
+        return F.modularity(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, progress=bar, **p)
+
+
+def _irs(ctx, p):
+    return IRS.irs(ctx.c_tr, ctx.f_tr, **p)
+
+
+def _unsupervised(ctx, p):
+    return U.unsupervised(ctx.c_tr, **p)
+
+
+def label_rows(ctx):
+    """The labels MED, InfoMEC and downstream score against: the factors where the dataset has
+    them, else its attributes (CelebA, a folder with labels: no generator needed)."""
+    if ctx.f_tr.shape[1]:
+        return ctx.f_tr, ctx.f_te
+    return ctx.a_tr.astype(np.int64), ctx.a_te.astype(np.int64)
+
+
+def _med(ctx, p):
+    y_tr, y_te = label_rows(ctx)
+    with ctx.bar("med", y_tr.shape[1]) as bar:
+        return INFO.med(ctx.c_tr, y_tr, ctx.c_te, y_te, progress=bar, **p)
+
+
+def _infomec(ctx, p) -> dict:
+    """InfoM and InfoC share one NMI matrix: computed once per (codes, labels, parameters)."""
+    p = dict(p)
+    if p["estimator"] == "auto":
+        p["estimator"] = "histogram" if ctx.settings.fast else "knn"
+    y_tr, _ = label_rows(ctx)
+    key = ("infomec", floors_hash(ctx.c_tr, y_tr), tuple(sorted(p.items())), ctx.settings.seed)
+
+    def compute():
+        with ctx.bar("infomec", y_tr.shape[1]) as bar:
+            return INFO.infomec(ctx.c_tr, y_tr, seed=ctx.settings.seed, progress=bar, **p)
+    return ctx.memo(key, compute)
+
+
+def _infom(ctx, p):
+    out = _infomec(ctx, p)
+    return {"infom": out["infom"], "infom.num_active_dims": out["num_active_dims"], "_nmi": out["_nmi"]}
+
+
+def _infoc(ctx, p):
+    out = _infomec(ctx, p)
+    return {"infoc": out["infoc"], "infoc.num_active_dims": out["num_active_dims"]}
+
+
+def _infoe(ctx, p):
+    y_tr, _ = label_rows(ctx)
+    with ctx.bar("infoe", y_tr.shape[1]) as bar:
+        return INFO.infoe(ctx.c_tr, y_tr, continuous=ctx.continuous, progress=bar)
+
+
+def _downstream(ctx, p):
+    y_tr, y_te = label_rows(ctx)
+    sizes = tuple(int(n) for n in p["sizes"])
+    predictors = DS.PREDICTORS if p["predictors"] == "both" else (p["predictors"],)
+    with ctx.bar("downstream", DS.total_steps(sizes, predictors, y_tr.shape[1], len(y_tr))) as bar:
+        return DS.downstream(ctx.c_tr, y_tr, ctx.c_te, y_te, sizes=sizes, predictors=predictors,
+                             seed=ctx.settings.seed, fast=ctx.settings.fast, progress=bar)
+
+
+def floors_hash(*arrays) -> str:
+    from .floors import _hash
+
+    return _hash(*arrays)
 
 
 def _interventional(fn):
@@ -188,22 +269,59 @@ positive_rate = E.chance_agreement
 _INTERVENTION = {"num_train": 10000, "num_eval": 5000, "batch_size": 64}
 _AT_LEAST_1, _AT_LEAST_2 = Range(min=1), Range(min=2)
 _INTERVENTION_LIMITS = {"num_train": _AT_LEAST_2, "num_eval": _AT_LEAST_1, "batch_size": _AT_LEAST_2}
+_BOTH = ("discrete", "continuous")
+_INFOMEC = {"estimator": "auto", "n_neighbors": 10, "num_bins": 20}
+_INFOMEC_LIMITS = {"estimator": ("auto", *INFO.ESTIMATORS), "n_neighbors": _AT_LEAST_1, "num_bins": _AT_LEAST_2}
+_INFOMEC_FAST = "the 20-bin histogram MI estimator instead of the kNN one (estimator=auto)"
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("mig", "factors", ("factors",), _mig, {"num_bins": 20}, "random-codes",
-               limits={"num_bins": _AT_LEAST_2}, uses_codes=True, prefixed=False,
-               description="mutual information gap (Chen et al. 2018)"),
+               limits={"num_bins": _AT_LEAST_2}, uses_codes=True, prefixed=False, arrays=True,
+               factor_kinds=_BOTH, test_rows=False,
+               description="mutual information gap (Chen et al. 2018); continuous factors: binned like the codes "
+                           "(num_bins equal-width bins), plug-in MI and entropy"),
     MetricSpec("sap", "factors", ("factors",), _sap, {"continuous": False}, "random-codes", uses_codes=True,
-               prefixed=False, description="separated attribute predictability (Kumar et al. 2018)"),
+               prefixed=False, arrays=True, factor_kinds=_BOTH,
+               description="separated attribute predictability (Kumar et al. 2018); continuous factors (or "
+                           "sap.continuous=true): the R² branch"),
     MetricSpec("dci", "factors", ("factors",), _dci, {"backend": "auto", "bins": 256}, "random-codes",
                limits={"backend": ("auto", "vectorised", "fast", "sklearn"), "bins": _AT_LEAST_2}, uses_codes=True,
-               prefixed=False,
+               prefixed=False, arrays=True, factor_kinds=_BOTH, fast="boosted trees on 256 quantile bins per code",
                description="disentanglement, completeness, informativeness (Eastwood & Williams 2018); "
-                           "backend auto (vectorised; fast with --fast) | vectorised | fast | sklearn"),
+                           "backend auto (vectorised; fast with --fast) | vectorised | fast | sklearn; "
+                           "continuous factors: GradientBoostingRegressor, informativeness as R²"),
     MetricSpec("modularity", "factors", ("factors",), _modularity, {"num_bins": 20}, "random-codes",
                limits={"num_bins": _AT_LEAST_2}, uses_codes=True,
-               prefixed=False,
+               prefixed=False, arrays=True,
                description="modularity and explicitness (Ridgeway & Mozer 2018)"),
+    MetricSpec("irs", "factors", ("factors",), _irs, {"diff_quantile": 0.99, "num_bins": 20}, "random-codes",
+               limits={"diff_quantile": Range(min=0, max=1), "num_bins": _AT_LEAST_2}, uses_codes=True,
+               prefixed=False, arrays=True, factor_kinds=_BOTH, test_rows=False,
+               description="interventional robustness score (Suter et al. 2019); num_active_dims is a count"),
+    MetricSpec("unsupervised", "codes", (), _unsupervised, {"num_bins": 20}, "random-codes",
+               limits={"num_bins": _AT_LEAST_2}, uses_codes=True, arrays=True, factor_kinds=_BOTH, test_rows=False,
+               description="Gaussian total correlation, Gaussian Wasserstein correlation (and normalised), mean "
+                           "pairwise MI of the codes: no labels needed"),
+    MetricSpec("med", "factors", ("labels",), _med, {"num_bins": 20, "topk": 1}, "random-codes",
+               limits={"num_bins": _AT_LEAST_2, "topk": Range(min=0)}, uses_codes=True, arrays=True,
+               description="MED (Cao et al. 2022): DCI's D and C on the MI matrix, top-k MED, logistic "
+                           "informativeness; factors, else attributes (no generator needed)"),
+    MetricSpec("infom", "factors", ("labels",), _infom, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
+               uses_codes=True, prefixed=False, arrays=True, test_rows=False, fast=_INFOMEC_FAST,
+               description="InfoM, modularity of InfoMEC (Hsu et al. 2023): normalised MI, kNN estimator"),
+    MetricSpec("infoc", "factors", ("labels",), _infoc, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
+               uses_codes=True, prefixed=False, arrays=True, test_rows=False, fast=_INFOMEC_FAST,
+               description="InfoC, compactness of InfoMEC (Hsu et al. 2023), from the same NMI matrix as InfoM"),
+    MetricSpec("infoe", "factors", ("labels",), _infoe, {}, "random-codes", uses_codes=True, prefixed=False,
+               arrays=True, factor_kinds=_BOTH, test_rows=False,
+               description="InfoE, explicitness of InfoMEC (Hsu et al. 2023): normalised predictive information of "
+                           "an unpenalised logistic read-out (R² of a linear one for continuous factors)"),
+    MetricSpec("downstream", "factors", ("labels",), _downstream,
+               {"sizes": (10.0, 100.0, 1000.0, 10000.0), "predictors": "both"}, "random-codes",
+               limits={"predictors": ("both", *DS.PREDICTORS)}, uses_codes=True, default=False, arrays=True,
+               fast="the gbt predictor on 256 quantile bins per code",
+               description="downstream-task accuracy (disentanglement_lib): LogisticRegressionCV and boosted trees "
+                           "trained on 10 / 100 / 1,000 / 10,000 codes"),
     MetricSpec("higgins", "interventional", ("sampling",), _interventional(F.higgins), dict(_INTERVENTION),
                "random-codes", limits=_INTERVENTION_LIMITS, default=False, prefixed=False,
                description="β-VAE metric (Higgins et al. 2017)"),
@@ -310,4 +428,5 @@ def resolve_params(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[st
 def table() -> list[dict[str, Any]]:
     """One row per metric, for ``factorkit metrics``."""
     return [{"name": m.name, "group": m.group, "needs": list(m.needs), "params": dict(m.params), "floor": m.floor,
-             "default": m.default, "description": m.description} for m in METRICS.values()]
+             "default": m.default, "description": m.description, "arrays": m.arrays,
+             "factor_kinds": list(m.factor_kinds), "fast": m.fast} for m in METRICS.values()]
