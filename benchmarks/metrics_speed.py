@@ -9,7 +9,12 @@ for three implementations:
   vectorised);
 * ``factorkit-fast`` — the documented fast mode (DCI ``backend="fast"``: 256 quantile bins per code).
 
-    python benchmarks/metrics_speed.py [--run RUN_DIR] [--skip-reference]
+    python benchmarks/metrics_speed.py [--run RUN_DIR] [--skip-reference] [--every | --every-only]
+
+``--every`` also times every metric ``factorkit score`` runs (every registry metric declared
+``arrays``: the four above plus IRS, the unsupervised scores, MED, InfoM, InfoC, InfoE and the
+downstream task) at its study defaults, in the default mode and with ``--fast``, through
+``fk.metrics.score`` on the same table (no floors); ``--every-only`` times just that.
 
 Codes: with ``--run``, a trained model's representation of shapes2d images; otherwise a fixed
 synthetic table (true shapes2d factors mixed linearly into 10 codes, plus noise). Targets
@@ -164,13 +169,37 @@ def run_impl(impls, arrays):
     return scores, seconds
 
 
+def every_metric(arrays, fast: bool) -> dict:
+    """Seconds and scores of each array metric of the registry, one at a time, no floors."""
+    from factorkit.metrics import arrays as AR
+
+    out = {}
+    for name in AR.array_metrics():
+        t = time.perf_counter()
+        scores = AR.score(*arrays, metrics=[name], fast=fast, floors=False)["metrics"]
+        seconds = round(time.perf_counter() - t, 2)
+        out[name] = {"seconds": seconds, "scores": {k: round(v, 4) for k, v in scores.items()}}
+        print(f"  {name:12s} {seconds:8.2f} s  {out[name]['scores']}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", help="a run directory whose model encodes the shapes2d table")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--every", action="store_true", help="also time every array metric (default and --fast)")
+    ap.add_argument("--every-only", action="store_true", help="time only every array metric")
     args = ap.parse_args()
     arrays = table(args.run)
     print(f"code table: {arrays[0].shape[0]} train + {arrays[2].shape[0]} test rows x {arrays[0].shape[1]} codes")
+    if args.every or args.every_only:
+        every = {}
+        for label, fast in (("default", False), ("fast", True)):
+            print(f"every array metric, {label} mode", flush=True)
+            every[label] = every_metric(arrays, fast)
+        print(json.dumps({k: {m: v["seconds"] for m, v in r.items()} for k, r in every.items()}, indent=1))
+        if args.every_only:
+            return
     results = {}
     variants = (("factorkit", ours(False)), ("factorkit-fast", ours(True)))
     for label, impls in variants + (() if args.skip_reference else (("reference", REFERENCE),)):

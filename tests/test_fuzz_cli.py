@@ -1,5 +1,5 @@
-"""Fuzzing the command line (issue 15): hypothesis builds argument lists for train, evaluate and
-edit from valid and broken pieces; no run may end in a traceback, and every exit code is 0 or 2.
+"""Fuzzing the command line (issue 15): hypothesis builds argument lists for train, evaluate,
+edit and score from valid and broken pieces; no run may end in a traceback, and every exit code is 0 or 2.
 
 The default suite tries ``FACTORKIT_FUZZ_EXAMPLES`` (default 12) lists per command; the longer
 run is ``python benchmarks/fuzz_cli.py`` (it sets the budget and records what was seen in
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.fuzz
 EXAMPLES = int(os.environ.get("FACTORKIT_FUZZ_EXAMPLES", "12"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 12,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-SEEN: dict[str, Counter] = {"train": Counter(), "evaluate": Counter(), "edit": Counter()}
+SEEN: dict[str, Counter] = {"train": Counter(), "evaluate": Counter(), "edit": Counter(), "score": Counter()}
 
 
 
@@ -133,7 +133,8 @@ def test_fuzz_evaluate(world, capsys, data):
     }
     argv = ["evaluate", draw(_paths(base, runs)),
             "--metrics", draw(mostly(["mig", "sap", "dci", "modularity", "nn-map", "psnr,mse", "mig,dci", "ssim,ms-ssim",
-                                      "attr-projection", "edit-success", "higgins", "factorvae", "edit-intensity"],
+                                      "attr-projection", "edit-success", "higgins", "factorvae", "edit-intensity",
+                                      "irs,unsupervised", "med", "infom,infoc", "infoe", "downstream"],
                                      ["bogus", "", ",", "counterfactual"])),
             "--num-train", draw(mostly(["1", "2", "3", "40"], ["-5", "0", "x"])),
             "--num-test", draw(mostly(["1", "2", "30"], ["-1", "0", "x"])), *_flags(draw, pool)]
@@ -157,6 +158,55 @@ def test_fuzz_edit(world, tmp_path_factory, capsys, data):
             "--out", draw(mostly([str(out_dir / "o.png")], [str(out_dir), str(out_dir / "o.jpg"), "-",
                                                            str(base / "file.txt" / "o.png")])), *op, *_flags(draw, pool)]
     _run("edit", argv, capsys)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tables")
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 3, (60, 2))
+    np.savez(base / "ok.npz", codes=f + 0.1 * rng.normal(size=f.shape), factors=f)
+    np.savez(base / "tiny.npz", codes=rng.normal(size=(10, 3)), factors=rng.integers(0, 2, (10, 2)))
+    np.savez(base / "constant.npz", codes=np.ones((30, 2)), factors=np.zeros((30, 1)))
+    np.savez(base / "real.npz", codes=rng.normal(size=(40, 2)), factors=rng.uniform(size=(40, 2)))
+    np.save(base / "codes.npy", rng.normal(size=(60, 4)))
+    np.save(base / "f.npy", f)
+    np.save(base / "codes1d.npy", rng.normal(size=60))
+    np.save(base / "obj.npy", np.array(["a", "b"]))
+    (base / "f.csv").write_text("a,b\n" + "\n".join(f"{x},{y}" for x, y in f))
+    (base / "bad.csv").write_text("1,2\n3\n")
+    (base / "junk.npz").write_bytes(b"PK not really")
+    return base
+
+
+@given(data=st.data())
+@FUZZ
+def test_fuzz_score(tables, tmp_path_factory, capsys, data):
+    base = tables
+    draw = data.draw
+    out_dir = tmp_path_factory.mktemp("s")
+    files = draw(mostly([[str(base / "ok.npz")], [str(base / "tiny.npz")], [str(base / "constant.npz")],
+                         [str(base / "real.npz")], [str(base / "codes.npy"), str(base / "f.npy")],
+                         [str(base / "codes.npy"), str(base / "f.csv")]],
+                        [[str(base / "codes1d.npy"), str(base / "f.npy")], [str(base / "obj.npy"), str(base / "f.npy")],
+                         [str(base / "codes.npy"), str(base / "bad.csv")], [str(base / "junk.npz")],
+                         [str(base / "codes.npy")], [str(base)], [str(base / "missing.npz")], ["-"], [""]]))
+    pool = {
+        "--metrics": mostly(["mig", "irs,unsupervised", "med", "infom,infoc,infoe", "sap,dci", "modularity"],
+                            ["bogus", "", ",", "higgins", "nn-map"]),
+        "--param": mostly(["mig.num_bins=5", "downstream.sizes=10", "infom.estimator=histogram", "med.topk=2",
+                           "irs.diff_quantile=0.5", "dci.backend=fast"],
+                          ["irs.diff_quantile=2", "downstream.sizes=3", "med.topk=-1", "infom.estimator=x",
+                           "downstream.predictors=svm", "x.y=1", "mig"]),
+        "--factor-kind": mostly(["auto", "discrete", "continuous"], ["maybe"]),
+        "--test-fraction": mostly(["0.2", "0.5"], ["0", "1", "-1", "x", "nan"]),
+        "--seed": INTS, "--fast": None, "--json": None, "--no-floors": None,
+        "--out": mostly([str(out_dir / "s.json")], [str(out_dir), str(out_dir / "s.png"), "-"]),
+    }
+    argv = ["score", *files, *_flags(draw, pool)]
+    if "--metrics" not in argv and draw(st.booleans()):
+        argv += ["--metrics", "mig,irs,unsupervised,infom"]  # keep most draws quick
+    _run("score", argv, capsys)
 
 
 def teardown_module(module) -> None:

@@ -211,3 +211,28 @@ def test_score_refuses_continuous_factors_where_the_definition_needs_classes():
                         kind="discrete")["factor_kind"] == "discrete"
     with pytest.raises(UsageError, match="sap.continuous=false"):
         arrays.score(y, y, metrics=["sap"], params={"sap": {"continuous": "false"}}, floors=False)
+
+
+def test_med_infoe_unsupervised_on_celeba(tmp_path):
+    """CelebA has no generator (its 40 attributes are its factors): MED, InfoE and the unsupervised
+    scores apply, the interventional ones draw pairs from the attributes."""
+    import torch
+
+    import factorkit as fk
+    from factorkit.metrics import registry as R
+
+    from .fixtures import make_celeba
+
+    root = make_celeba(tmp_path / "celeba", n=40)
+    train, test = fk.data.load("celeba", "train", root=root), fk.data.load("celeba", "test", root=root)
+    torch.manual_seed(0)
+    model = fk.models.build("ae", train, latent_dim=4)
+    assert not test.info.has_generator and {"med", "infom", "infoc", "infoe", "unsupervised", "irs"} <= set(
+        R.applicable(model, test.info))
+    record = fk.evaluate(model, test, metrics=["unsupervised", "med", "infoe"], train_dataset=train,
+                         settings=fk.metrics.Settings(floors=False))
+    m = record["metrics"]
+    assert 0 <= m["med.disentanglement"] <= 1 and 0 <= m["med.informativeness_train"] <= 1
+    # the importance matrix has one column per attribute
+    assert np.asarray(record["details"]["med.importance"]).shape == (4, len(test.info.attributes))
+    assert m["unsupervised.num_active_dims"] == 4

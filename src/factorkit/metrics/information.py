@@ -73,8 +73,12 @@ def nmi_matrix(codes, factors, estimator: str = "knn", n_neighbors: int = 10, nu
         mi = np.zeros((factors.shape[1], codes.shape[1]))
         for i in range(factors.shape[1]):
             if h[i] > 0:
-                mi[i] = mutual_info_classif(z, factors[:, i], discrete_features=False, n_neighbors=n_neighbors,
-                                            random_state=seed)
+                try:
+                    mi[i] = mutual_info_classif(z, factors[:, i], discrete_features=False, n_neighbors=n_neighbors,
+                                                random_state=seed)
+                except ValueError as exc:  # too few rows per factor value for the neighbour search
+                    raise UsageError(f"InfoMEC's kNN estimator cannot run on {len(z)} rows ({exc}); score more rows, "
+                                     "or set estimator=histogram") from None
             if progress is not None:
                 progress(1)
     else:

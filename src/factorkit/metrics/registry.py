@@ -126,18 +126,9 @@ def _unsupervised(ctx, p):
     return U.unsupervised(ctx.c_tr, **p)
 
 
-def label_rows(ctx):
-    """The labels MED, InfoMEC and downstream score against: the factors where the dataset has
-    them, else its attributes (CelebA, a folder with labels: no generator needed)."""
-    if ctx.f_tr.shape[1]:
-        return ctx.f_tr, ctx.f_te
-    return ctx.a_tr.astype(np.int64), ctx.a_te.astype(np.int64)
-
-
 def _med(ctx, p):
-    y_tr, y_te = label_rows(ctx)
-    with ctx.bar("med", y_tr.shape[1]) as bar:
-        return INFO.med(ctx.c_tr, y_tr, ctx.c_te, y_te, progress=bar, **p)
+    with ctx.bar("med", ctx.f_tr.shape[1]) as bar:
+        return INFO.med(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, progress=bar, **p)
 
 
 def _infomec(ctx, p) -> dict:
@@ -145,12 +136,11 @@ def _infomec(ctx, p) -> dict:
     p = dict(p)
     if p["estimator"] == "auto":
         p["estimator"] = "histogram" if ctx.settings.fast else "knn"
-    y_tr, _ = label_rows(ctx)
-    key = ("infomec", floors_hash(ctx.c_tr, y_tr), tuple(sorted(p.items())), ctx.settings.seed)
+    key = ("infomec", floors_hash(ctx.c_tr, ctx.f_tr), tuple(sorted(p.items())), ctx.settings.seed)
 
     def compute():
-        with ctx.bar("infomec", y_tr.shape[1]) as bar:
-            return INFO.infomec(ctx.c_tr, y_tr, seed=ctx.settings.seed, progress=bar, **p)
+        with ctx.bar("infomec", ctx.f_tr.shape[1]) as bar:
+            return INFO.infomec(ctx.c_tr, ctx.f_tr, seed=ctx.settings.seed, progress=bar, **p)
     return ctx.memo(key, compute)
 
 
@@ -165,17 +155,15 @@ def _infoc(ctx, p):
 
 
 def _infoe(ctx, p):
-    y_tr, _ = label_rows(ctx)
-    with ctx.bar("infoe", y_tr.shape[1]) as bar:
-        return INFO.infoe(ctx.c_tr, y_tr, continuous=ctx.continuous, progress=bar)
+    with ctx.bar("infoe", ctx.f_tr.shape[1]) as bar:
+        return INFO.infoe(ctx.c_tr, ctx.f_tr, continuous=ctx.continuous, progress=bar)
 
 
 def _downstream(ctx, p):
-    y_tr, y_te = label_rows(ctx)
     sizes = tuple(int(n) for n in p["sizes"])
     predictors = DS.PREDICTORS if p["predictors"] == "both" else (p["predictors"],)
-    with ctx.bar("downstream", DS.total_steps(sizes, predictors, y_tr.shape[1], len(y_tr))) as bar:
-        return DS.downstream(ctx.c_tr, y_tr, ctx.c_te, y_te, sizes=sizes, predictors=predictors,
+    with ctx.bar("downstream", DS.total_steps(sizes, predictors, ctx.f_tr.shape[1], len(ctx.f_tr))) as bar:
+        return DS.downstream(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, sizes=sizes, predictors=predictors,
                              seed=ctx.settings.seed, fast=ctx.settings.fast, progress=bar)
 
 
@@ -302,23 +290,24 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
                limits={"num_bins": _AT_LEAST_2}, uses_codes=True, arrays=True, factor_kinds=_BOTH, test_rows=False,
                description="Gaussian total correlation, Gaussian Wasserstein correlation (and normalised), mean "
                            "pairwise MI of the codes: no labels needed"),
-    MetricSpec("med", "factors", ("labels",), _med, {"num_bins": 20, "topk": 1}, "random-codes",
+    MetricSpec("med", "factors", ("factors",), _med, {"num_bins": 20, "topk": 1}, "random-codes",
                limits={"num_bins": _AT_LEAST_2, "topk": Range(min=0)}, uses_codes=True, arrays=True,
                description="MED (Cao et al. 2022): DCI's D and C on the MI matrix, top-k MED, logistic "
-                           "informativeness; factors, else attributes (no generator needed)"),
-    MetricSpec("infom", "factors", ("labels",), _infom, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
+                           "informativeness; needs no generator (CelebA's attributes are its factors)"),
+    MetricSpec("infom", "factors", ("factors",), _infom, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
                uses_codes=True, prefixed=False, arrays=True, test_rows=False, fast=_INFOMEC_FAST,
                description="InfoM, modularity of InfoMEC (Hsu et al. 2023): normalised MI, kNN estimator"),
-    MetricSpec("infoc", "factors", ("labels",), _infoc, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
+    MetricSpec("infoc", "factors", ("factors",), _infoc, dict(_INFOMEC), "random-codes", limits=_INFOMEC_LIMITS,
                uses_codes=True, prefixed=False, arrays=True, test_rows=False, fast=_INFOMEC_FAST,
                description="InfoC, compactness of InfoMEC (Hsu et al. 2023), from the same NMI matrix as InfoM"),
-    MetricSpec("infoe", "factors", ("labels",), _infoe, {}, "random-codes", uses_codes=True, prefixed=False,
+    MetricSpec("infoe", "factors", ("factors",), _infoe, {}, "random-codes", uses_codes=True, prefixed=False,
                arrays=True, factor_kinds=_BOTH, test_rows=False,
                description="InfoE, explicitness of InfoMEC (Hsu et al. 2023): normalised predictive information of "
                            "an unpenalised logistic read-out (R² of a linear one for continuous factors)"),
-    MetricSpec("downstream", "factors", ("labels",), _downstream,
+    MetricSpec("downstream", "factors", ("factors",), _downstream,
                {"sizes": (10.0, 100.0, 1000.0, 10000.0), "predictors": "both"}, "random-codes",
-               limits={"predictors": ("both", *DS.PREDICTORS)}, uses_codes=True, default=False, arrays=True,
+               limits={"predictors": ("both", *DS.PREDICTORS), "sizes": Range(min=5)}, uses_codes=True,
+               default=False, arrays=True,
                fast="the gbt predictor on 256 quantile bins per code",
                description="downstream-task accuracy (disentanglement_lib): LogisticRegressionCV and boosted trees "
                            "trained on 10 / 100 / 1,000 / 10,000 codes"),
@@ -395,7 +384,9 @@ def _param_type(entry: MetricSpec, key: str) -> Any:
     default, limit = entry.params[key], entry.limits.get(key)
     if isinstance(limit, tuple):
         return Literal[limit]
-    tp = tuple[float, ...] if isinstance(default, tuple) else type(default)  # bool, int, float or str
+    if isinstance(default, tuple):  # a list of numbers: the limit holds for each one
+        return tuple[Annotated[float, limit], ...] if isinstance(limit, Range) else tuple[float, ...]
+    tp = type(default)  # bool, int, float or str
     return Annotated[tp, limit] if isinstance(limit, Range) else tp
 
 
