@@ -9,12 +9,13 @@ from typing import Any
 from .config import RunConfig, TrainConfig, replace_checked
 from .data.base import FactorDataset
 from .data.registry import dataset_options_class
+from .errors import UsageError
 from .models.base import Model
 from .train.rundir import load_model as load
 from .train.trainer import RunResult, Trainer
 from .viz.grids import image_rows
 
-__all__ = ["default_out", "load", "run_config_for", "train"]
+__all__ = ["build_run_config", "default_out", "load", "run_config_for", "train"]
 
 
 def default_out(model_name: str, data_name: str) -> Path:
@@ -35,6 +36,26 @@ def run_config_for(model: Model, dataset: FactorDataset, **train_overrides: Any)
         data_root=getattr(dataset, "root", None),
         preset=getattr(model, "preset", "fast"),
     )
+
+
+def build_run_config(model_name: str, data_name: str, preset: str | None = None, data_root: str | None = None,
+                     overrides: dict[str, Any] | None = None, assignments: list[str] | None = None) -> RunConfig:
+    """The RunConfig of a new run: defaults → preset → typed ``overrides`` ({"train.steps": 20,
+    "model.beta": 4}) → ``assignments`` as typed on the command line (["model.beta=4"]); later
+    wins. Every key and value is checked (UsageError naming the valid keys)."""
+    from .data import registry as data_registry
+    from .models import registry as model_registry
+
+    cls = model_registry.model_class(model_name)
+    entry = data_registry.entry(data_name)
+    if entry.info.needs_data_root and not data_root:
+        raise UsageError(f"dataset {data_name!r} reads local files: pass --data-root DIR")
+    cfg = RunConfig(model_name=model_name, data_name=data_name, model=cls.Config(), data=entry.options(),
+                    train=TrainConfig(), data_root=data_root, preset=preset or "fast")
+    cfg.apply(model_registry.preset_overrides(model_name, entry.info, cfg.preset))
+    cfg.apply({k: v for k, v in (overrides or {}).items() if v is not None})
+    cfg.apply_strings(assignments or [])
+    return cfg
 
 
 def train(

@@ -48,7 +48,7 @@ class Settings:
     num_train: int = 10000
     num_test: int = 5000
     seed: int = 0
-    fast: bool = False  # DCI on 256 quantile bins (documented fast mode)
+    fast: bool = False  # each metric's documented fast mode (MetricSpec.fast: DCI, downstream, InfoM/InfoC)
     image_rows: int = 1000  # test images for image metrics and edits
     attributes: tuple[str, ...] | None = None  # edit metrics: which attributes (default all)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides of the registry's

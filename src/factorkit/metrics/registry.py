@@ -31,6 +31,7 @@ from . import images as I
 from . import information as INFO
 from . import robustness as IRS
 from . import unsupervised_scores as U
+from .floors import _hash as rows_hash
 
 # --- what a metric can need -------------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ def _infomec(ctx, p) -> dict:
     p = dict(p)
     if p["estimator"] == "auto":
         p["estimator"] = "histogram" if ctx.settings.fast else "knn"
-    key = ("infomec", floors_hash(ctx.c_tr, ctx.f_tr), tuple(sorted(p.items())), ctx.settings.seed)
+    key = ("infomec", rows_hash(ctx.c_tr, ctx.f_tr), tuple(sorted(p.items())), ctx.settings.seed)
 
     def compute():
         with ctx.bar("infomec", ctx.f_tr.shape[1]) as bar:
@@ -166,11 +167,6 @@ def _downstream(ctx, p):
         return DS.downstream(ctx.c_tr, ctx.f_tr, ctx.c_te, ctx.f_te, sizes=sizes, predictors=predictors,
                              seed=ctx.settings.seed, fast=ctx.settings.fast, progress=bar)
 
-
-def floors_hash(*arrays) -> str:
-    from .floors import _hash
-
-    return _hash(*arrays)
 
 
 def _interventional(fn):

@@ -1,0 +1,127 @@
+"""A study's results: ``results.csv`` (one row per run × metric), ``results.json`` and
+``summary.md`` (mean ± std and n over seeds per entry and metric, a rank per metric, every claim
+with its verdict).
+
+Ranks: 1 is best. Lower is better for errors (keys whose last part is ``mse``, ``rmse``,
+``mse_edit`` …, containing ``total_correlation`` or ``wasserstein``, or ending ``fallbacks``);
+higher for every other score.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..files import atomic_write_text
+from .claims import parse_claim, verdict
+from .runner import read_state
+from .spec import Study
+
+
+def lower_is_better(metric: str) -> bool:
+    last = metric.rsplit(".", 1)[-1]
+    return last.split("_")[0] in ("mse", "rmse") or "total_correlation" in metric or "wasserstein" in metric \
+        or metric.endswith("fallbacks")
+
+
+def collect(study: Study, out: Path) -> dict[str, Any]:
+    """Every run's state and scores, read back from its run directory."""
+    rows, runs = [], []
+    set_keys = sorted({k for e in study.entries for k in e.sets})
+    for run in study.runs:
+        run_dir = out / "runs" / run.name
+        state = read_state(run_dir)
+        entry = {"run": run.name, "label": run.entry.label, "method": run.entry.method, "data": run.data,
+                 "seed": run.seed, "state": state.get("state", "missing"), "error": state.get("error"),
+                 "seconds": state.get("seconds"), "sets": run.entry.sets}
+        runs.append(entry)
+        try:
+            record = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("state") != "done":
+            continue
+        for metric, value in record.get("metrics", {}).items():
+            rows.append({"run": run.name, "label": run.entry.label, "method": run.entry.method, "data": run.data,
+                         "seed": run.seed, "metric": metric, "value": value,
+                         "floor": record.get("floors", {}).get(metric),
+                         "seconds": record.get("seconds", {}).get(metric.split(".")[0]),
+                         **{k: run.entry.sets.get(k) for k in set_keys}})
+    return {"rows": rows, "runs": runs, "set_keys": set_keys}
+
+
+def summarise(study: Study, collected: dict) -> dict[str, Any]:
+    by: dict[tuple[str, str, str], list[float]] = {}
+    per_seed: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for r in collected["rows"]:
+        by.setdefault((r["data"], r["label"], r["metric"]), []).append(float(r["value"]))
+        per_seed.setdefault(r["data"], {}).setdefault(r["label"], {}).setdefault(r["seed"], {})[r["metric"]] = \
+            float(r["value"])
+    stats = []
+    for (data, label, metric), values in sorted(by.items()):
+        v = np.array([x for x in values if math.isfinite(x)])
+        stats.append({"data": data, "label": label, "metric": metric, "n": len(v),
+                      "mean": float(v.mean()) if len(v) else float("nan"),
+                      "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0})
+    for data in {s["data"] for s in stats}:
+        for metric in {s["metric"] for s in stats if s["data"] == data}:
+            group = [s for s in stats if s["data"] == data and s["metric"] == metric and s["n"]]
+            group.sort(key=lambda s: s["mean"], reverse=not lower_is_better(metric))
+            for rank, s in enumerate(group, 1):
+                s["rank"] = rank
+    claims = []
+    for text in study.claims:
+        claim = parse_claim(text, study.labels())
+        for data in study.data:
+            claims.append({"data": data, **verdict(claim, per_seed.get(data, {}))})
+    return {"stats": stats, "claims": claims}
+
+
+def write(study: Study, out: Path) -> dict[str, Any]:
+    collected = collect(study, out)
+    summary = summarise(study, collected)
+    cols = ["run", "method", "data", "seed", "metric", "value", "floor", "seconds", *collected["set_keys"]]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(collected["rows"])
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    result = {"name": study.name, "runs": collected["runs"], **summary}
+    atomic_write_text(out / "results.json", json.dumps(result, indent=1, default=str))
+    atomic_write_text(out / "summary.md", markdown(study, collected, summary))
+    return result
+
+
+def markdown(study: Study, collected: dict, summary: dict) -> str:
+    failed = [r for r in collected["runs"] if r["state"] == "failed"]
+    done = sum(r["state"] == "done" for r in collected["runs"])
+    lines = [f"# Study {study.name}", "",
+             f"{done}/{len(collected['runs'])} runs done, {len(failed)} failed; {len(study.seeds)} seeds "
+             f"({', '.join(map(str, study.seeds))}), {study.steps} steps, preset {study.preset}.", ""]
+    for data in study.data:
+        stats = [s for s in summary["stats"] if s["data"] == data]
+        metrics = sorted({s["metric"] for s in stats})
+        labels = [e.label for e in study.entries]
+        lines += [f"## {data}", "", "| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        for m in metrics:
+            cells = []
+            for lab in labels:
+                s = next((x for x in stats if x["label"] == lab and x["metric"] == m), None)
+                cells.append("—" if s is None or not s["n"] else
+                             f"{s['mean']:.4g} ± {s['std']:.2g} (n={s['n']}, #{s.get('rank', '—')})")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if summary["claims"]:
+        lines += ["## Claims", ""]
+        for c in summary["claims"]:
+            lines.append(f"- `{c['claim']}` on {c['data']}: **{c.get('text', c['verdict'])}**")
+        lines.append("")
+    if failed:
+        lines += ["## Failed runs", ""] + [f"- {r['run']}: {r['error']}" for r in failed] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""``factorkit study`` (issue 23): spec validation, a tiny study under local Ray, resume that trains
+nothing, failures recorded, and claim verdicts."""
+
+import csv
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy.stats import ttest_rel
+
+from factorkit.cli import main
+from factorkit.errors import UsageError
+from factorkit.study import claims as C
+from factorkit.study import spec as S
+
+TINY = {
+    "name": "tiny", "data": "sklearn-digits", "steps": 12, "seeds": [0, 1], "metrics": ["mig", "psnr"],
+    "runs": [{"method": "ae", "set": {"train.batch_size": 16, "train.num_workers": 0}},
+             {"method": "betavae", "label": "bvae-b4",
+              "set": {"model.beta": 4, "train.batch_size": 16, "train.num_workers": 0}}],
+    "claims": ["ae.psnr >= bvae-b4.psnr - 0.5"],
+}
+
+
+def write_spec(path, **changes):
+    spec = {**TINY, **changes}
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def bad(capsys, tmp_path, **changes):
+    spec = write_spec(tmp_path / "s.yaml", **changes)
+    code = main(["study", str(spec), "--out", str(tmp_path / "out"), "--no-ray", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+    return err[0]
+
+
+def test_bad_specs_exit_2_naming_the_key_and_nothing_runs(capsys, tmp_path):
+    assert "study spec colour: unknown key" in bad(capsys, tmp_path, colour="red")
+    assert "unknown model 'nosuch'" in bad(capsys, tmp_path, runs=[{"method": "nosuch"}])
+    assert "model.nope" in bad(capsys, tmp_path, runs=[{"method": "ae", "set": {"model.nope": 1}}])
+    assert "steps must be int" in bad(capsys, tmp_path, steps="many")
+    assert "unknown metric 'mgi'" in bad(capsys, tmp_path, metrics=["mgi"])
+    assert "metric 'edit-success' does not apply to model 'ae'" in bad(capsys, tmp_path, metrics=["edit-success"])
+    assert "'nobody.psnr' names no entry" in bad(capsys, tmp_path, claims=["nobody.psnr > ae.psnr"])
+    assert "runs[0].colour: unknown key" in bad(capsys, tmp_path, runs=[{"method": "ae", "colour": 1}])
+    assert "model.beta" in bad(capsys, tmp_path, runs=[{"method": "betavae", "set": {"model.beta": "big"}}])
+    assert "unknown dataset" in bad(capsys, tmp_path, data=["sklearn-digits", "nowhere"])
+
+
+def test_run_names_are_stable_and_grids_expand():
+    study = S.parse({**TINY, "runs": [{"method": "betavae", "label": "b", "grid": {"model.beta": [1, 4]}}]})
+    assert [e.label for e in study.entries] == ["b[model.beta=1]", "b[model.beta=4]"]
+    assert S.run_name("betavae", "faces", 2, {"model.beta": 4}) == S.run_name("betavae", "faces", 2, {"model.beta": 4})
+    assert S.run_name("betavae", "faces", 2, {"model.beta": 4}) != S.run_name("betavae", "faces", 2, {"model.beta": 5})
+    assert S.run_name("ae", "faces", 0, {}) == "ae-faces-s0"
+
+
+def test_claim_parsing_and_verdicts_on_a_hand_built_table():
+    labels = ["mddae", "mddae-xcov", "mix.c"]
+    c = C.parse_claim("mddae.psnr >= mddae-xcov.psnr - 0.5", labels)
+    assert (c.left, c.left_metric, c.op, c.right, c.right_metric, c.margin) == \
+        ("mddae", "psnr", ">=", "mddae-xcov", "psnr", -0.5)
+    d = C.parse_claim("mix.c.nn-map.mean > mddae.nn-map.mean", labels)
+    assert (d.left, d.left_metric, d.right_metric) == ("mix.c", "nn-map.mean", "nn-map.mean")
+    table = {"mddae": {0: {"psnr": 30.0}, 1: {"psnr": 29.0}, 2: {"psnr": 28.0}},
+             "mddae-xcov": {0: {"psnr": 30.2}, 1: {"psnr": 30.0}, 2: {"psnr": 27.0}}}
+    v = C.verdict(c, table)  # differences −0.2, −1.0, +1.0 → holds on seeds 0 and 2
+    assert v["verdict"] == "mixed" and v["held"] == 2 and v["n"] == 3
+    assert v["delta_mean"] == pytest.approx(-0.2 / 3) and v["text"].startswith("mixed (2/3 seeds, Δ = -0.0667")
+    assert C.verdict(C.parse_claim("mddae.psnr > mddae-xcov.psnr + 5", labels), table)["verdict"] == "does not hold"
+    assert C.verdict(C.parse_claim("mddae.psnr < mddae-xcov.psnr + 5", labels), table)["text"].startswith("holds (3/3")
+    assert C.verdict(C.parse_claim("mddae.ssim > mddae-xcov.ssim", labels), table)["verdict"] == "no data"
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=6) + 1, rng.normal(size=6)
+    big = {"mddae": {s: {"m": float(a[s])} for s in range(6)}, "mddae-xcov": {s: {"m": float(b[s])} for s in range(6)}}
+    p = C.verdict(C.parse_claim("mddae.m > mddae-xcov.m", labels), big)["p_value"]
+    assert p == pytest.approx(ttest_rel(a, b).pvalue)
+    for broken in ("mddae.psnr", "mddae.psnr >= ", "mddae.psnr => mddae-xcov.psnr", "mddae >= mddae-xcov"):
+        with pytest.raises(UsageError):
+            C.parse_claim(broken, labels)
+
+
+def _weights(out):
+    return {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((out / "runs").glob("*/checkpoints/*.safetensors"))}
+
+
+@pytest.fixture(scope="module")
+def ray_study(tmp_path_factory):
+    pytest.importorskip("ray")
+    base = tmp_path_factory.mktemp("study")
+    spec = write_spec(base / "tiny.yaml")
+    code = main(["study", str(spec), "--out", str(base / "out"), "--quiet"])
+    return base, spec, code
+
+
+def test_tiny_study_under_local_ray(ray_study):
+    base, _, code = ray_study
+    assert code == 0
+    rows = list(csv.DictReader((base / "out" / "results.csv").open()))
+    assert {r["method"] for r in rows} == {"ae", "betavae"} and {r["seed"] for r in rows} == {"0", "1"}
+    assert {(r["method"], r["seed"], r["metric"]) for r in rows} >= {(m, s, k) for m in ("ae", "betavae")
+                                                                    for s in ("0", "1") for k in ("mig", "psnr")}
+    assert set(rows[0]) >= {"run", "method", "data", "seed", "metric", "value", "floor", "seconds", "model.beta"}
+    summary = (base / "out" / "summary.md").read_text()
+    assert "ae.psnr >= bvae-b4.psnr - 0.5" in summary and "(n=2" in summary
+    # each run directory is an ordinary run: loadable, with its metrics.json
+    import factorkit as fk
+
+    run = next((base / "out" / "runs").iterdir())
+    assert fk.load(run).name in ("ae", "betavae") and (run / "metrics.json").is_file()
+
+
+def test_rerun_trains_nothing_and_equals_a_sequential_study(ray_study, tmp_path, capsys):
+    base, spec, _ = ray_study
+    before = _weights(base / "out")
+    mtimes = {p: p.stat().st_mtime_ns for p in (base / "out" / "runs").glob("*/model.safetensors")}
+    assert main(["study", str(spec), "--out", str(base / "out"), "--quiet"]) == 0
+    assert _weights(base / "out") == before and before
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    # the same study run one after another in-process gives exactly the same results
+    assert main(["study", str(spec), "--out", str(tmp_path / "seq"), "--no-ray", "--quiet"]) == 0
+    ray_rows = (base / "out" / "results.csv").read_text().splitlines()
+    seq_rows = (tmp_path / "seq" / "results.csv").read_text().splitlines()
+    strip = [lambda rows: [",".join(r.split(",")[:6]) for r in rows]]  # run … value (seconds differ)
+    assert strip[0](ray_rows) == strip[0](seq_rows)
+
+
+def test_changed_spec_is_refused_naming_the_runs(ray_study, tmp_path, capsys):
+    base, _, _ = ray_study
+    changed = write_spec(tmp_path / "more.yaml", steps=13)
+    assert main(["study", str(changed), "--out", str(base / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the spec changed 4 existing run(s)" in err and "train.steps: 12 → 13" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make a run fail")
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
+    spec = write_spec(tmp_path / "f.yaml", claims=[], runs=[
+        TINY["runs"][0], {"method": "ae", "label": "on-gpu", "set": {"train.device": "cuda", "train.batch_size": 16}}])
+    assert main(["study", str(spec), "--out", str(tmp_path / "out"), "--no-ray", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: ae-sklearn-digits-s0-batch_size=16_device=cuda" in err
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "2/4 runs done, 2 failed" in summary and "## Failed runs" in summary
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert {r["seed"] for r in rows if r["method"] == "ae" and "device" not in r["run"]} == {"0", "1"}
+    failed = next(p for p in (tmp_path / "out" / "runs").iterdir() if "cuda" in p.name)
+    assert "Traceback" in (failed / "error.txt").read_text()
+
+
+def test_sigkill_of_the_driver_then_rerun_equals_an_uninterrupted_study(tmp_path):
+    """Killed (process group, SIGKILL) once the first run is done, mid-way through the second;
+    the rerun resumes it from its checkpoint and every score equals an uninterrupted study's."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = write_spec(tmp_path / "k.yaml", steps=300, seeds=[0], claims=[], cpus_per_run=2, runs=[
+        {"method": "ae", "set": {"train.batch_size": 16, "train.num_workers": 0, "train.checkpoint_every": 20}},
+        {"method": "betavae", "set": {"train.batch_size": 16, "train.num_workers": 0, "train.checkpoint_every": 20}}])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "factorkit", "study", str(spec), "--quiet"]
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed")], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = tmp_path / "killed" / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        states = [json.loads(p.read_text()).get("state") for p in runs.glob("*/study.json") if p.stat().st_size]
+        if "done" in states:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()  # still running: the second run is under way
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    states = {p.parent.name: json.loads(p.read_text())["state"] for p in runs.glob("*/study.json")}
+    assert sorted(states.values()) in (["done"], ["done", "running"], ["done", "resumed"])
+    assert subprocess.run([*cmd, "--out", str(tmp_path / "killed")], env=env, capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "--out", str(tmp_path / "whole"), "--no-ray"], env=env,
+                          capture_output=True).returncode == 0
+
+    def values(out):
+        return [(r["run"], r["metric"], r["value"]) for r in csv.DictReader((out / "results.csv").open())]
+
+    assert values(tmp_path / "killed") == values(tmp_path / "whole") and values(tmp_path / "whole")
