@@ -236,3 +236,29 @@ def test_med_infoe_unsupervised_on_celeba(tmp_path):
     # the importance matrix has one column per attribute
     assert np.asarray(record["details"]["med.importance"]).shape == (4, len(test.info.attributes))
     assert m["unsupervised.num_active_dims"] == 4
+
+
+def test_progress_callbacks_count_the_declared_units():
+    """Every metric slower than a second reports progress; the bar's total is what it counts."""
+    rng = np.random.default_rng(0)
+    f, ft = rng.integers(0, 3, (300, 3)), rng.integers(0, 3, (100, 3))
+    c, ct = f + 0.1 * rng.normal(size=f.shape), ft + 0.1 * rng.normal(size=ft.shape)
+    calls = []
+
+    def tick(n=1):
+        calls.append(n)
+
+    cases = [
+        (lambda: F.sap(c, f, ct, ft, progress=tick), c.shape[1]),
+        (lambda: F.dci(c, f, ct, ft, backend="fast", progress=tick), f.shape[1]),
+        (lambda: F.modularity(c, f, ct, ft, progress=tick), f.shape[1]),
+        (lambda: information.med(c, f, ct, ft, progress=tick), f.shape[1]),
+        (lambda: information.infomec(c, f, progress=tick), f.shape[1]),
+        (lambda: information.infoe(c, f, progress=tick), f.shape[1]),
+        (lambda: downstream.downstream(c, f, ct, ft, sizes=(10, 100, 1000), progress=tick),
+         downstream.total_steps((10, 100, 1000), downstream.PREDICTORS, 3, 300)),
+    ]
+    for run, expected in cases:
+        calls.clear()
+        run()
+        assert sum(calls) == expected

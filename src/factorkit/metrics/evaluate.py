@@ -101,6 +101,7 @@ class Context:
         self.floors: dict[str, float] = {}
         self.floor_kind: dict[str, str] = {}
         self.continuous = False  # dataset factors are discrete; plain tables may be real-valued (arrays.py)
+        self._tick: Callable[[int], None] = lambda n: None
         self._classifier = None
         self._memo: dict = {}
 
@@ -130,6 +131,7 @@ class Context:
         t = time.perf_counter()
         value = fn()
         self.seconds[name] = round(time.perf_counter() - t, 2)
+        self._tick(1)  # the per-attribute metrics' bar (one step per attribute)
         numbers = floors.scores(name, value, prefixed)
         self.results.update(numbers)
         for k, v in value.items():
@@ -184,7 +186,12 @@ class Context:
         t = time.perf_counter()
         picked = rows(len(self.dataset), self.settings.image_rows, self.settings.seed + 2)
         x = E._images(self.dataset, picked)
-        recon = E._batched(self.model.reconstruct, x)
+        parts = []
+        with self.bar("images", (len(x) + 255) // 256) as bar:
+            for i in range(0, len(x), 256):
+                parts.append(self.model.reconstruct(x[i : i + 256]).cpu())
+                bar(1)
+        recon = torch.cat(parts)
         self.results.update(I.summarize({k: v for k, v in I.per_image(x, recon).items() if k in names}))
         self.seconds["images"] = round(time.perf_counter() - t, 2)
 
@@ -213,7 +220,10 @@ def evaluate(model, dataset, metrics: list[str] | None = None, train_dataset=Non
             if m.name == images[0]:
                 ctx.image_metrics(images)
         elif m.per_attribute:
-            m.run(ctx, params[m.name])
+            with ctx.bar(m.name, len(ctx.attributes())) as bar:
+                ctx._tick = bar
+                m.run(ctx, params[m.name])
+            ctx._tick = lambda n: None
         else:
             ctx.record(m.name, lambda m=m: m.run(ctx, params[m.name]), prefixed=m.prefixed)
         if s.floors:
