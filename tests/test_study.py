@@ -191,3 +191,63 @@ def test_sigkill_of_the_driver_then_rerun_equals_an_uninterrupted_study(tmp_path
         return [(r["run"], r["metric"], r["value"]) for r in csv.DictReader((out / "results.csv").open())]
 
     assert values(tmp_path / "killed") == values(tmp_path / "whole") and values(tmp_path / "whole")
+
+
+def test_the_shipped_studies_validate():
+    from pathlib import Path
+
+    from factorkit.study import load
+
+    root = Path(__file__).resolve().parents[1] / "studies"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert names == ["mddae-table1.yaml", "mixing-table2.yaml", "seed-variance.yaml"]
+    for path in root.glob("*.yaml"):
+        study = load(path)
+        assert len(study.runs) == len(study.entries) * len(study.data) * len(study.seeds) and study.claims
+
+
+def test_address_joins_a_ray_head_started_outside(tmp_path):
+    """`ray start --head` on 127.0.0.1 (started and stopped here); the study joins it with --address."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Ray ≥ 2.59 authenticates clients with a token: the head and the study share one (as on a cluster)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": hashlib.sha256(str(tmp_path).encode()).hexdigest()}
+    start = subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
+                            "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120)
+    assert start.returncode == 0, start.stderr
+    try:
+        spec = write_spec(tmp_path / "a.yaml", seeds=[0], claims=[], runs=[TINY["runs"][0]])
+        run = subprocess.run([sys.executable, "-m", "factorkit", "study", str(spec), "--out", str(tmp_path / "out"),
+                              "--address", f"127.0.0.1:{port}", "--quiet"], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr
+        rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+        assert {r["metric"] for r in rows} >= {"mig", "psnr"}
+        # no cluster at an address: one clear line, exit 2, nothing trained
+        wrong = subprocess.run([sys.executable, "-m", "factorkit", "study", str(spec), "--out", str(tmp_path / "x"),
+                                "--address", "127.0.0.1:1", "--quiet"], capture_output=True, text=True, env=env,
+                               timeout=300)
+        assert wrong.returncode == 2 and "could not join a Ray cluster" in wrong.stderr, wrong.stderr
+        assert "Traceback" not in wrong.stderr and not (tmp_path / "x").exists()
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_report_on_a_study_directory(ray_study, capsys):
+    base, _, _ = ray_study
+    assert main(["report", str(base / "out")]) == 0
+    page = (base / "out" / "report.html").read_text()
+    assert "ae.psnr &gt;= bvae-b4.psnr - 0.5" in page and "seeds, Δ =" in page
+    assert page.count("<img") >= 2 and "Spearman" in page and "+1.00" in page  # ρ(m, m) on the diagonal
+    assert all(p.name in page for p in (base / "out" / "runs").iterdir())
+    assert "http://" not in page and "https://" not in page  # self-contained

@@ -504,9 +504,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .study.report import build_study_report, is_study_dir
     from .viz.report import build_report
 
-    path = build_report(check_run_dir(args.dir))
+    path = build_study_report(args.dir) if is_study_dir(Path(args.dir)) else build_report(check_run_dir(args.dir))
     _say(f"wrote {path}")
     print(path)
     return 0
@@ -632,8 +633,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output PNG (written atomically)")
     s.set_defaults(func=cmd_edit)
 
-    s = sub.add_parser("report", help="write DIR/report.html (self-contained)")
-    s.add_argument("dir", help="run directory")
+    s = sub.add_parser("report", help="write DIR/report.html (self-contained), for a run or a study directory")
+    s.add_argument("dir", help="run directory, or a study directory (`factorkit study --out`)")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("serve", help="web editor for a run (or a picker over the runs in a folder), with a JSON API")

@@ -123,6 +123,26 @@ def execute(run: Run, run_dir: str, metrics: list[str] | None, threads: int) -> 
         return {"name": run.name, "state": "failed", "error": message}
 
 
+def _metrics(study: Study, run: Run) -> list[str] | None:
+    chosen = study.metrics_for(run.entry)
+    return list(chosen) if chosen is not None else None
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that nothing answers on is named at once (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not host or not port.isdigit():
+        return  # Ray's own forms ("auto", "ray://…"): Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"--address {address}: could not join a Ray cluster there (nothing answers: "
+                         f"{exc.strerror or exc}); start one with `ray start --head`, or drop --address to run on a "
+                         "local Ray") from None
+
+
 def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
@@ -194,14 +214,17 @@ def run_study(study: Study, out: Path, address: str | None = None, cpus_per_run:
     """Execute every run of ``study`` into ``out/runs`` (Ray when available, else in turn)."""
     runs_dir = out / "runs"
     check_existing(study, runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "spec.json", json.dumps({"name": study.name, "source": study.source,
-                                                     "runs": [r.name for r in study.runs]}, indent=1))
     cpus = cpus_per_run or study.cpus_per_run
     ray_ok = ray_available() if use_ray is None else use_ray
     address = address or os.environ.get("RAY_ADDRESS")
     if address and not ray_ok:
-        raise UsageError("--address needs Ray: pip install 'factorkit[study]'")
+        raise UsageError("--address needs Ray: pip install 'factorkit[study]'" if use_ray is None else
+                         "--address and --no-ray: choose one")
+    if address:
+        _check_reachable(address)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "spec.json", json.dumps({"name": study.name, "source": study.source,
+                                                     "runs": [r.name for r in study.runs]}, indent=1))
     bar = _Progress(study.runs, runs_dir, progress)
     results: list[dict] = []
     try:
@@ -212,7 +235,7 @@ def run_study(study: Study, out: Path, address: str | None = None, cpus_per_run:
             for run in study.runs:
                 if not _finished(runs_dir / run.name):
                     bar.set(run.name, "running")
-                result = execute(run, str(runs_dir / run.name), study.metrics, cpus)
+                result = execute(run, str(runs_dir / run.name), _metrics(study, run), cpus)
                 results.append(result)
                 bar.set(run.name, result["state"], result.get("error", ""))
         else:
@@ -239,10 +262,15 @@ def _run_ray(study: Study, runs_dir: Path, address: str | None, cpus: int, bar: 
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = os.cpu_count() or 1
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:
+            first = (str(exc).strip().splitlines() or ["no answer"])[0]
+            raise UsageError(f"--address {address}: could not join a Ray cluster there ({first}); start one with "
+                             "`ray start --head`, or drop --address to run on a local Ray") from None
     try:
         remote = ray.remote(num_cpus=cpus, max_retries=0)(execute)
-        pending = {remote.remote(run, str(runs_dir / run.name), study.metrics, cpus): run for run in todo}
+        pending = {remote.remote(run, str(runs_dir / run.name), _metrics(study, run), cpus): run for run in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             bar.refresh()

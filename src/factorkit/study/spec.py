@@ -15,6 +15,8 @@ runs:
     label: betavae-b4               # optional; claims name entries by label (default: method)
     set: {model.beta: 4}           # any --set key
     grid: {model.latent_dim: [8, 16]}   # optional: expands the entry over the product
+  - method: mddae-ae
+    metrics: [psnr, ssim]          # optional: this entry's metrics instead of the study's
 claims:
   - "mddae.psnr >= betavae-b4.psnr - 0.5"
 ```
@@ -41,7 +43,7 @@ import yaml
 from ..errors import UsageError
 
 TOP_KEYS = ("name", "data", "steps", "seeds", "preset", "metrics", "runs", "claims", "cpus_per_run", "data_root")
-ENTRY_KEYS = ("method", "label", "set", "grid")
+ENTRY_KEYS = ("method", "label", "set", "grid", "metrics")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -50,6 +52,7 @@ class Entry:
     label: str
     method: str
     sets: dict[str, Any]  # set ∪ the grid point
+    metrics: tuple[str, ...] | None = None  # the entry's own list (else the study's)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class Study:
 
     def labels(self) -> list[str]:
         return [e.label for e in self.entries]
+
+    def metrics_for(self, entry: Entry) -> tuple[str, ...] | None:
+        """The entry's metrics, else the study's (None: ``evaluate``'s defaults)."""
+        chosen = entry.metrics if entry.metrics is not None else self.metrics
+        return tuple(chosen) if chosen is not None else None
 
 
 def _fail(where: str, message: str):
@@ -140,14 +148,15 @@ def _entries(raw: Any) -> list[Entry]:
                 _fail(f"{where}.grid.{k}", f"expected a non-empty list of values, got {values!r}")
             if k in sets:
                 _fail(f"{where}.grid.{k}", "is also under set; give it in one place")
+        metrics = tuple(_str_list(item["metrics"], f"{where}.metrics")) if item.get("metrics") is not None else None
         if not grid:
-            out.append(Entry(label, method, dict(sets)))
+            out.append(Entry(label, method, dict(sets), metrics))
             continue
         keys = list(grid)
         for point in itertools.product(*(grid[k] for k in keys)):
             assigned = dict(zip(keys, point))
             suffix = ",".join(f"{k}={v}" for k, v in assigned.items())
-            out.append(Entry(f"{label}[{suffix}]", method, {**sets, **assigned}))
+            out.append(Entry(f"{label}[{suffix}]", method, {**sets, **assigned}, metrics))
     labels = [e.label for e in out]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -222,7 +231,7 @@ def validate(study: Study) -> Study:
     from .claims import parse_claim
 
     runs: list[Run] = []
-    checked: set[tuple[str, str]] = set()
+    checked: set[tuple] = set()
     for entry in study.entries:
         for data in study.data:
             where = f"entry {entry.label!r} on {data}"
@@ -231,12 +240,13 @@ def validate(study: Study) -> Study:
                                        overrides={"train.steps": study.steps, **entry.sets})
             except UsageError as exc:
                 raise UsageError(f"study spec {where}: {exc}") from None
-            if (entry.method, data) not in checked:
-                checked.add((entry.method, data))
+            metrics = study.metrics_for(entry)
+            if (entry.method, data, metrics) not in checked:
+                checked.add((entry.method, data, metrics))
                 model = model_registry.build(entry.method, data_registry.describe(data), preset=study.preset,
                                              config=cfg.model)
                 try:
-                    metric_registry.check(model, data_registry.describe(data), study.metrics)
+                    metric_registry.check(model, data_registry.describe(data), list(metrics) if metrics else None)
                 except UsageError as exc:
                     raise UsageError(f"study spec metrics ({where}): {exc}") from None
             for seed in study.seeds:
