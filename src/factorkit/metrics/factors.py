@@ -273,6 +273,19 @@ def modularity_from_mi(mi: Array) -> float:
     return float(np.mean(score))
 
 
+def mi_and_standardised(codes, factors, codes_test, factors_test, num_bins: int = 20):
+    """What modularity and MED share: re-indexed factors, the (codes × factors) MI matrix of the
+    ``num_bins``-bin discretised training codes, and train/test codes standardised with the
+    training mean and std."""
+    codes, codes_test = as_array(codes, np.float64), as_array(codes_test, np.float64)
+    factors, factors_test = encode_factors(factors, factors_test)
+    _check(codes, factors)
+    mi = mutual_information(histogram_discretize(codes, num_bins), factors)
+    mean, std = codes.mean(0), codes.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return factors, factors_test, mi, (codes - mean) / std, (codes_test - mean) / std
+
+
 def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20, progress=None) -> dict[str, float]:
     """Modularity (20-bin MI as in MIG) and explicitness: codes standardised with the train
     mean/std, one ``LogisticRegression()`` per factor, macro ROC-AUC of its probabilities
@@ -281,13 +294,7 @@ def modularity(codes, factors, codes_test, factors_test, num_bins: int = 20, pro
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import label_binarize
 
-    codes, codes_test = as_array(codes, np.float64), as_array(codes_test, np.float64)
-    factors, factors_test = encode_factors(factors, factors_test)
-    _check(codes, factors)
-    mi = mutual_information(histogram_discretize(codes, num_bins), factors)
-    mean, std = codes.mean(0), codes.std(0)
-    std = np.where(std > 0, std, 1.0)
-    ztr, zte = (codes - mean) / std, (codes_test - mean) / std
+    factors, factors_test, mi, ztr, zte = mi_and_standardised(codes, factors, codes_test, factors_test, num_bins)
     roc_train, roc_test = [], []
     for j in range(factors.shape[1]):
         y, y_test = factors[:, j], factors_test[:, j]

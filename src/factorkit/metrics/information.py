@@ -45,6 +45,7 @@ from .factors import (
     encode_factors,
     entropy_discrete,
     histogram_discretize,
+    mi_and_standardised,
     mutual_information,
 )
 
@@ -202,13 +203,7 @@ def med(codes, factors, codes_test, factors_test, num_bins: int = 20, topk: int 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    codes, codes_test = as_array(codes, np.float64), as_array(codes_test, np.float64)
-    factors, factors_test = encode_factors(factors, factors_test)
-    _check(codes, factors)
-    mi = mutual_information(histogram_discretize(codes, num_bins), factors)
-    mean, std = codes.mean(0), codes.std(0)
-    std = np.where(std > 0, std, 1.0)
-    ztr, zte = (codes - mean) / std, (codes_test - mean) / std
+    factors, factors_test, mi, ztr, zte = mi_and_standardised(codes, factors, codes_test, factors_test, num_bins)
     acc_train, acc_test = [], []
     for j in range(factors.shape[1]):
         y = factors[:, j]
