@@ -46,7 +46,8 @@ def test_score_npz_prints_every_applicable_metric_with_its_floor(table, capsys, 
     api = fk.metrics.score(codes, f, params={"downstream": {"sizes": "10,100"}})
     assert api["metrics"] == pytest.approx(got["metrics"], nan_ok=True)
     saved = json.loads((tmp_path / "s.json").read_text())
-    assert saved["metrics"] == pytest.approx(got["metrics"], nan_ok=True) and "details" in saved
+    assert saved["metrics"] == pytest.approx(got["metrics"], nan_ok=True)
+    assert np.asarray(saved["details"]["dci.importance"]).shape == (3, 2)  # matrices as nested lists, not text
 
 
 def test_score_table_output_and_two_files(table, capsys, tmp_path):

@@ -286,8 +286,8 @@ def score(codes, factors, codes_test=None, factors_test=None, metrics: list[str]
         out["seconds"][name] = round(time.perf_counter() - t, 3)
         numbers = FL.scores(name, value, spec.prefixed)
         out["metrics"].update(numbers)
-        out["details"].update({f"{name}.{k}": v for k, v in value.items()
-                               if (f"{name}.{k}" if spec.prefixed else k) not in numbers})
+        out["details"].update({f"{name}.{k.lstrip('_')}": v.tolist() if isinstance(v, np.ndarray) else v
+                               for k, v in value.items() if (f"{name}.{k}" if spec.prefixed else k) not in numbers})
         if floors:
             t = time.perf_counter()
             out["floors"].update({k: v for k, v in FL.random_code_floor(ctx, spec, all_params[name]).items()
