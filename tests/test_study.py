@@ -251,3 +251,15 @@ def test_report_on_a_study_directory(ray_study, capsys):
     assert page.count("<img") >= 2 and "Spearman" in page and "+1.00" in page  # ρ(m, m) on the diagonal
     assert all(p.name in page for p in (base / "out" / "runs").iterdir())
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_without_ray_the_study_runs_in_turn_and_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    from factorkit.study import runner
+
+    monkeypatch.setattr(runner, "ray_available", lambda: False)
+    spec = write_spec(tmp_path / "n.yaml", seeds=[0], claims=[], runs=[TINY["runs"][0]])
+    assert main(["study", str(spec), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("Ray is not installed (pip install 'factorkit[study]'): the 1 run goes in this process") == 1
+    assert main(["study", str(spec), "--out", str(tmp_path / "o2"), "--address", "127.0.0.1:1", "--quiet"]) == 2
+    assert "--address needs Ray" in capsys.readouterr().err

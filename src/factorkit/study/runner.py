@@ -230,8 +230,9 @@ def run_study(study: Study, out: Path, address: str | None = None, cpus_per_run:
     try:
         if not ray_ok:
             why = "--no-ray" if use_ray is False else "Ray is not installed (pip install 'factorkit[study]')"
-            print(f"study: {why}: the {len(study.runs)} runs go one after another in this process",
-                  file=sys.stderr, flush=True)
+            n = len(study.runs)
+            print(f"study: {why}: {'the 1 run goes' if n == 1 else f'the {n} runs go one after another'} "
+                  "in this process", file=sys.stderr, flush=True)
             for run in study.runs:
                 if not _finished(runs_dir / run.name):
                     bar.set(run.name, "running")
