@@ -179,7 +179,18 @@ class _Settings:
     params: dict = field(default_factory=dict)
 
 
-class ArrayContext:
+class Memo:
+    """``memo(key, compute)``: computed once per key (InfoM and InfoC share one NMI matrix)."""
+
+    _memo: dict
+
+    def memo(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+class ArrayContext(Memo):
     """A plain table in the shape of ``evaluate.Context``: encoded rows, settings, a record."""
 
     def __init__(self, c_tr, f_tr, c_te, f_te, continuous: bool, seed: int, fast: bool, params: dict,
@@ -198,12 +209,6 @@ class ArrayContext:
 
     def bar(self, name: str, total: int):
         return self._bar(self._progress, name, total)
-
-    def memo(self, key, compute):
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
 
 class _Table:
     """A table's train/test halves, and for a single table the rows train-only metrics score."""

@@ -85,7 +85,7 @@ def edit_attributes(model, info, requested=None) -> list[str]:
     return list(requested)
 
 
-class Context:
+class Context(arrays.Memo):
     """What a metric's ``run`` sees: the model, the test and train datasets, the settings, the
     encoded rows (``c_tr, f_tr, a_tr, c_te, f_te, a_te``) and the record being filled."""
 
@@ -105,11 +105,6 @@ class Context:
         self._classifier = None
         self._memo: dict = {}
 
-    def memo(self, key, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per ``key`` (InfoM and InfoC share one NMI matrix)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
 
     def bar(self, name: str, total: int) -> "_Bar":
         return _Bar(self.progress, name, total)

@@ -41,11 +41,11 @@ def collect(study: Study, out: Path) -> dict[str, Any]:
                  "seed": run.seed, "state": state.get("state", "missing"), "error": state.get("error"),
                  "seconds": state.get("seconds"), "sets": run.entry.sets}
         runs.append(entry)
+        if state.get("state") != "done":
+            continue
         try:
             record = json.loads((run_dir / "metrics.json").read_text())
         except (OSError, ValueError):
-            continue
-        if state.get("state") != "done":
             continue
         for metric, value in record.get("metrics", {}).items():
             rows.append({"run": run.name, "label": run.entry.label, "method": run.entry.method, "data": run.data,

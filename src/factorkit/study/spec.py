@@ -235,11 +235,15 @@ def validate(study: Study) -> Study:
     for entry in study.entries:
         for data in study.data:
             where = f"entry {entry.label!r} on {data}"
-            try:
-                cfg = build_run_config(entry.method, data, preset=study.preset, data_root=study.data_root,
-                                       overrides={"train.steps": study.steps, **entry.sets})
-            except UsageError as exc:
-                raise UsageError(f"study spec {where}: {exc}") from None
+            seeded = []
+            for seed in study.seeds:  # every run's config: keys, types, ranges (the seed is one more key)
+                try:
+                    seeded.append(build_run_config(entry.method, data, preset=study.preset, data_root=study.data_root,
+                                                   overrides={"train.steps": study.steps, "train.seed": seed,
+                                                              **entry.sets}))
+                except UsageError as exc:
+                    raise UsageError(f"study spec {where}: {exc}") from None
+            cfg = seeded[0]
             metrics = study.metrics_for(entry)
             if (entry.method, data, metrics) not in checked:
                 checked.add((entry.method, data, metrics))
@@ -249,10 +253,8 @@ def validate(study: Study) -> Study:
                     metric_registry.check(model, data_registry.describe(data), list(metrics) if metrics else None)
                 except UsageError as exc:
                     raise UsageError(f"study spec metrics ({where}): {exc}") from None
-            for seed in study.seeds:
-                seeded = build_run_config(entry.method, data, preset=study.preset, data_root=study.data_root,
-                                          overrides={"train.steps": study.steps, "train.seed": seed, **entry.sets})
-                runs.append(Run(run_name(entry.method, data, seed, entry.sets), entry, data, seed, seeded))
+            for seed, config in zip(study.seeds, seeded):
+                runs.append(Run(run_name(entry.method, data, seed, entry.sets), entry, data, seed, config))
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
