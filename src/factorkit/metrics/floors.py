@@ -47,7 +47,8 @@ def scores(name: str, value: dict, prefixed: bool) -> dict[str, float]:
             if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _hash(*arrays: np.ndarray) -> str:
+def array_hash(*arrays: np.ndarray) -> str:
+    """A short content hash of arrays (dtype, shape and bytes): floor cache keys, the InfoMEC memo."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -114,7 +115,7 @@ def random_code_floor(ctx, spec, params: dict, cache: bool = True) -> dict[str, 
         return _interventional_floor(ctx, spec, params, cache)
     chunks = ctx.representation_chunks() if spec.name == "nn-map" else None
     ident = {**_ident(ctx, spec, params), "shape": [list(ctx.c_tr.shape), list(ctx.c_te.shape)],
-             "labels": _hash(ctx.f_tr, ctx.f_te, ctx.a_tr, ctx.a_te),
+             "labels": array_hash(ctx.f_tr, ctx.f_te, ctx.a_tr, ctx.a_te),
              "chunks": {k: [s.start, s.stop] for k, s in chunks.items()} if chunks else None}
     # the Gaussian codes are drawn only when the cache has no entry
     return _cached(ident, lambda: scores(spec.name, spec.run(_RandomCodes(ctx), params), spec.prefixed), cache)

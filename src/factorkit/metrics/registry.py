@@ -31,7 +31,7 @@ from . import images as I
 from . import information as INFO
 from . import robustness as IRS
 from . import unsupervised_scores as U
-from .floors import _hash as rows_hash
+from .floors import array_hash
 
 # --- what a metric can need -------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def _infomec(ctx, p) -> dict:
     p = dict(p)
     if p["estimator"] == "auto":
         p["estimator"] = "histogram" if ctx.settings.fast else "knn"
-    key = ("infomec", rows_hash(ctx.c_tr, ctx.f_tr), tuple(sorted(p.items())), ctx.settings.seed)
+    key = ("infomec", array_hash(ctx.c_tr, ctx.f_tr), tuple(sorted(p.items())), ctx.settings.seed)
 
     def compute():
         with ctx.bar("infomec", ctx.f_tr.shape[1]) as bar:
