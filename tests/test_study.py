@@ -50,6 +50,9 @@ def test_bad_specs_exit_2_naming_the_key_and_nothing_runs(capsys, tmp_path):
     assert "runs[0].colour: unknown key" in bad(capsys, tmp_path, runs=[{"method": "ae", "colour": 1}])
     assert "model.beta" in bad(capsys, tmp_path, runs=[{"method": "betavae", "set": {"model.beta": "big"}}])
     assert "unknown dataset" in bad(capsys, tmp_path, data=["sklearn-digits", "nowhere"])
+    assert "evaluate.rows: unknown key; valid evaluate keys: num_train" in bad(capsys, tmp_path, evaluate={"rows": 9})
+    assert "evaluate.fast: fast must be bool, got str" in bad(capsys, tmp_path, evaluate={"fast": "yes"})
+    assert "evaluate.num_test: 0: must be ≥ 1" in bad(capsys, tmp_path, evaluate={"num_test": 0})
 
 
 def test_run_names_are_stable_and_grids_expand():
@@ -251,6 +254,28 @@ def test_report_on_a_study_directory(ray_study, capsys):
     assert page.count("<img") >= 2 and "Spearman" in page and "+1.00" in page  # ρ(m, m) on the diagonal
     assert all(p.name in page for p in (base / "out" / "runs").iterdir())
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_evaluate_settings_reach_evaluate_and_a_change_rescores_without_training(tmp_path, capsys):
+    import json
+
+    spec = write_spec(tmp_path / "e.yaml", seeds=[0], claims=[], runs=[TINY["runs"][0]], metrics=["mig"],
+                      evaluate={"num_train": 300, "num_test": 120, "fast": True})
+    out = tmp_path / "out"
+    assert main(["study", str(spec), "--out", str(out), "--no-ray", "--quiet"]) == 0
+    run = next((out / "runs").iterdir())
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["settings"]["num_train"] == 300 and record["settings"]["num_test"] == 120
+    assert record["settings"]["fast"] is True
+    weights = _weights(out)
+    mig = record["metrics"]["mig"]
+    # other evaluation settings: scored again with them, nothing trained again
+    write_spec(tmp_path / "e.yaml", seeds=[0], claims=[], runs=[TINY["runs"][0]], metrics=["mig"],
+               evaluate={"num_train": 200, "num_test": 120, "fast": True})
+    assert main(["study", str(spec), "--out", str(out), "--no-ray", "--quiet"]) == 0
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["settings"]["num_train"] == 200 and again["metrics"]["mig"] != mig
+    assert _weights(out) == weights
 
 
 def test_without_ray_the_study_runs_in_turn_and_says_so_in_one_line(tmp_path, capsys, monkeypatch):

@@ -8,7 +8,8 @@ per run needs only ``num_cpus`` and works the same on a laptop and a cluster.
 
 Resume is the default. On a rerun of the same spec into the same ``DIR``:
 
-* a run whose ``study.json`` says ``done`` (and whose metrics.json exists) is skipped;
+* a run whose ``study.json`` says ``done`` (and whose metrics.json exists) is skipped, unless the
+  spec's ``evaluate`` settings changed since it was scored: then it is only evaluated again;
 * a run with checkpoints but no final weights continues from its newest checkpoint (the trainer's
   exact resume); one with final weights but no scores is only evaluated;
 * a ``failed`` run is retried from where it got to.
@@ -76,28 +77,33 @@ def read_state(run_dir: Path) -> dict:
         return {}
 
 
-def _finished(run_dir: Path) -> bool:
-    return read_state(run_dir).get("state") == "done" and (run_dir / "metrics.json").is_file()
+def _finished(run_dir: Path, evaluate: dict | None = None) -> bool:
+    """Done and scored with the same evaluation settings (``evaluate``: the spec's, None = any)."""
+    state = read_state(run_dir)
+    same = evaluate is None or state.get("evaluate", {}) == evaluate
+    return state.get("state") == "done" and same and (run_dir / "metrics.json").is_file()
 
 
 def _write_state(run_dir: Path, **state: Any) -> None:
     atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=1))
 
 
-def execute(run: Run, run_dir: str, metrics: list[str] | None, threads: int) -> dict:
-    """Train (or resume) and evaluate one run; never raises: a failure is recorded and returned."""
+def execute(run: Run, run_dir: str, metrics: list[str] | None, threads: int, evaluate_with: dict | None = None) -> dict:
+    """Train (or resume) and evaluate one run; never raises: a failure is recorded and returned.
+    ``evaluate_with``: the spec's overrides of evaluate's Settings (recorded in study.json)."""
     import torch
 
     torch.set_num_threads(threads)
     path = Path(run_dir)
-    if _finished(path):
+    evaluate_with = dict(evaluate_with or {})
+    if _finished(path, evaluate_with):
         return {"name": run.name, "state": "skipped"}
     t = time.perf_counter()
     resumed = False
     try:
         from ..api import load, train
         from ..data.registry import load as load_data
-        from ..metrics.evaluate import evaluate
+        from ..metrics.evaluate import Settings, evaluate
         from ..models.registry import build
 
         cfg = run.config
@@ -111,9 +117,9 @@ def execute(run: Run, run_dir: str, metrics: list[str] | None, threads: int) -> 
             train(model, dataset, out=path, resume=resumed, progress=False, config=cfg)
         model = load(path)
         test = load_data(cfg.data_name, "test", root=cfg.data_root, options=cfg.data)
-        evaluate(model, test, metrics=metrics, out=path / "metrics.json")
+        evaluate(model, test, metrics=metrics, settings=Settings(**evaluate_with), out=path / "metrics.json")
         seconds = round(time.perf_counter() - t, 1)
-        _write_state(path, state="done", seconds=seconds, resumed=resumed)
+        _write_state(path, state="done", seconds=seconds, resumed=resumed, evaluate=evaluate_with)
         return {"name": run.name, "state": "done", "seconds": seconds, "resumed": resumed}
     except Exception as exc:  # recorded; the other runs go on
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -234,9 +240,9 @@ def run_study(study: Study, out: Path, address: str | None = None, cpus_per_run:
             print(f"study: {why}: {'the 1 run goes' if n == 1 else f'the {n} runs go one after another'} "
                   "in this process", file=sys.stderr, flush=True)
             for run in study.runs:
-                if not _finished(runs_dir / run.name):
+                if not _finished(runs_dir / run.name, study.evaluate):
                     bar.set(run.name, "running")
-                result = execute(run, str(runs_dir / run.name), _metrics(study, run), cpus)
+                result = execute(run, str(runs_dir / run.name), _metrics(study, run), cpus, study.evaluate)
                 results.append(result)
                 bar.set(run.name, result["state"], result.get("error", ""))
         else:
@@ -247,7 +253,7 @@ def run_study(study: Study, out: Path, address: str | None = None, cpus_per_run:
 
 
 def _run_ray(study: Study, runs_dir: Path, address: str | None, cpus: int, bar: _Progress) -> list[dict]:
-    todo = [run for run in study.runs if not _finished(runs_dir / run.name)]
+    todo = [run for run in study.runs if not _finished(runs_dir / run.name, study.evaluate)]
     for run in study.runs:
         if run not in todo:
             bar.set(run.name, "skipped")
@@ -271,7 +277,8 @@ def _run_ray(study: Study, runs_dir: Path, address: str | None, cpus: int, bar: 
                              "`ray start --head`, or drop --address to run on a local Ray") from None
     try:
         remote = ray.remote(num_cpus=cpus, max_retries=0)(execute)
-        pending = {remote.remote(run, str(runs_dir / run.name), _metrics(study, run), cpus): run for run in todo}
+        pending = {remote.remote(run, str(runs_dir / run.name), _metrics(study, run), cpus, study.evaluate): run
+                   for run in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             bar.refresh()

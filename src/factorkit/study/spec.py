@@ -9,6 +9,7 @@ seeds: [0, 1, 2]
 preset: fast           # optional
 metrics: [psnr, ssim, counterfactual]
 cpus_per_run: 1        # optional
+evaluate: {num_train: 4000, num_test: 2000, image_rows: 500, fast: true}   # optional: evaluate's settings
 runs:
   - method: mddae
   - method: betavae
@@ -42,7 +43,10 @@ import yaml
 
 from ..errors import UsageError
 
-TOP_KEYS = ("name", "data", "steps", "seeds", "preset", "metrics", "runs", "claims", "cpus_per_run", "data_root")
+TOP_KEYS = ("name", "data", "steps", "seeds", "preset", "metrics", "runs", "claims", "cpus_per_run", "data_root",
+            "evaluate")
+# the evaluation settings a spec may give (metrics.evaluate.Settings; the rest keep evaluate's defaults)
+EVALUATE_KEYS = {"num_train": int, "num_test": int, "image_rows": int, "seed": int, "fast": bool, "floors": bool}
 ENTRY_KEYS = ("method", "label", "set", "grid", "metrics")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -79,6 +83,7 @@ class Study:
     claims: list[str]
     cpus_per_run: int = 1
     data_root: str | None = None
+    evaluate: dict[str, Any] = field(default_factory=dict)  # overrides of evaluate's Settings
     runs: list[Run] = field(default_factory=list)
     source: str = ""
 
@@ -164,6 +169,22 @@ def _entries(raw: Any) -> list[Entry]:
     return out
 
 
+def _evaluate(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        _fail("evaluate", f"expected a mapping of evaluation settings ({', '.join(EVALUATE_KEYS)}), got {raw!r}")
+    for key, value in raw.items():
+        if key not in EVALUATE_KEYS:
+            _fail(f"evaluate.{key}", f"unknown key; valid evaluate keys: {', '.join(EVALUATE_KEYS)}")
+        _typed(value, EVALUATE_KEYS[key], f"evaluate.{key}", key)
+        if EVALUATE_KEYS[key] is int and key != "seed" and value < 1:
+            _fail(f"evaluate.{key}", f"{value}: must be ≥ 1 (rows to score)")
+        if key == "seed" and value < 0:
+            _fail("evaluate.seed", f"{value}: must be ≥ 0")
+    return dict(raw)
+
+
 def parse(raw: Any, source: str = "") -> Study:
     """A :class:`Study` from the YAML mapping, its shape and types checked (not yet its keys)."""
     if not isinstance(raw, dict):
@@ -202,7 +223,7 @@ def parse(raw: Any, source: str = "") -> Study:
     data_root = raw.get("data_root")
     if data_root is not None:
         _typed(data_root, str, "data_root", "data_root")
-    return Study(name=name, data=_str_list(raw["data"], "data"), steps=steps, seeds=list(seeds), preset=preset,
+    return Study(evaluate=_evaluate(raw.get("evaluate")), name=name, data=_str_list(raw["data"], "data"), steps=steps, seeds=list(seeds), preset=preset,
                  metrics=metrics, entries=_entries(raw["runs"]), claims=list(claims), cpus_per_run=cpus,
                  data_root=data_root, source=source)
 
