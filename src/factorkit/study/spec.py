@@ -223,7 +223,8 @@ def parse(raw: Any, source: str = "") -> Study:
     data_root = raw.get("data_root")
     if data_root is not None:
         _typed(data_root, str, "data_root", "data_root")
-    return Study(evaluate=_evaluate(raw.get("evaluate")), name=name, data=_str_list(raw["data"], "data"), steps=steps, seeds=list(seeds), preset=preset,
+    return Study(evaluate=_evaluate(raw.get("evaluate")),
+                 name=name, data=_str_list(raw["data"], "data"), steps=steps, seeds=list(seeds), preset=preset,
                  metrics=metrics, entries=_entries(raw["runs"]), claims=list(claims), cpus_per_run=cpus,
                  data_root=data_root, source=source)
 
