@@ -210,7 +210,7 @@ def test_udgan_g_picks_its_guidance_by_dataset():
     assert R.build("udgan", D.describe("faces")).config.guidance == "none"
 
 
-def test_a_short_training_run_through_the_cli(tmp_path):
+def test_a_short_training_run_through_the_cli(tmp_path, capsys):
     out = tmp_path / "ud"
     assert main(["train", "udgan-g", "--data", "sklearn-digits", "--out", str(out), "--steps", "30",
                  "--set", "model.width=8", "--set", "model.knobs=6", "--set", "train.batch_size=8",
@@ -219,6 +219,17 @@ def test_a_short_training_run_through_the_cli(tmp_path):
 
     model = fk.load(out)
     assert model.config.guidance == "avgcolor" and model.colour_at.shape == (64,)
+    # factorkit sample: a grid of draws, and one knob swept on each draw
+    from PIL import Image
+
+    assert main(["sample", str(out), "--n", "5", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size == (3 * 34 + 2, 2 * 34 + 2)  # 32-px digits, 2-px gaps, 3 × 2 cells
+    assert main(["sample", str(out), "--n", "2", "--traverse", "5", "--steps", "4", "--out", str(tmp_path / "t.png")]) == 0
+    assert Image.open(tmp_path / "t.png").size == (4 * 34 + 2, 2 * 34 + 2)
+    strip = np.asarray(Image.open(tmp_path / "t.png"))[2:34]
+    assert not np.array_equal(strip[:, 2:34], strip[:, 104:136])  # knob 5 at −1 and +1 differ
+    assert main(["sample", str(out), "--traverse", "6", "--out", str(tmp_path / "u.png")]) == 2
+    assert "--traverse 6: the code has dimensions 0..5" in capsys.readouterr().err
 
 
 # --- DIP-VAE ----------------------------------------------------------------------------------------

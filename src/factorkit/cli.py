@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -503,6 +504,36 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import load
+    from .viz.grids import grid, save_png
+
+    if args.n < 1:
+        raise UsageError(f"--n {args.n}: draw at least 1 sample")
+    if args.traverse is not None and args.steps < 2:
+        raise UsageError(f"--steps {args.steps}: a --traverse strip needs at least 2 images")
+    out_path = check_out_file(args.out)
+    model = load(check_run_dir(args.dir))
+    model.require("sample")
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.traverse is None:
+        images = model.sample(args.n, generator).cpu()
+        cols = math.ceil(math.sqrt(args.n))
+        pad = torch.ones(cols * math.ceil(args.n / cols) - args.n, *images.shape[1:])
+        out = grid(torch.cat([images, pad]).view(-1, cols, *images.shape[1:]))
+    else:
+        width = model.sample_code(1, torch.Generator().manual_seed(0)).dim
+        if not 0 <= args.traverse < width:
+            raise UsageError(f"--traverse {args.traverse}: the code has dimensions 0..{width - 1}")
+        lo, hi = model.traversal_range(args.traverse)
+        out = grid(model.traverse_samples(args.n, args.traverse, torch.linspace(lo, hi, args.steps), generator).cpu())
+    path = save_png(out, out_path)
+    _say(f"wrote {path}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .study.report import build_study_report, is_study_dir
     from .viz.report import build_report
@@ -632,6 +663,16 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=7, help="images in a --traverse strip")
     s.add_argument("--out", required=True, help="output PNG (written atomically)")
     s.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("sample", help="draw samples from a generative model (or sweep one code dimension of each)")
+    s.add_argument("dir", help="run directory")
+    s.add_argument("--n", type=int, default=16, help="samples (rows of a --traverse grid); default 16")
+    s.add_argument("--seed", type=int, default=0, help="seed of the prior draws (default 0)")
+    s.add_argument("--traverse", type=int, metavar="K", help="rows = samples, columns = code dimension K swept over "
+                   "its range (a GAN's knob)")
+    s.add_argument("--steps", type=int, default=7, help="columns of a --traverse grid")
+    s.add_argument("--out", required=True, help="output PNG (written atomically)")
+    s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("report", help="write DIR/report.html (self-contained), for a run or a study directory")
     s.add_argument("dir", help="run directory, or a study directory (`factorkit study --out`)")

@@ -216,9 +216,20 @@ class Model(nn.Module):
         out = self.decode(Code(t, code.slices, {k: e.repeat_interleave(v, 0) for k, e in code.extras.items()}))
         return out.view(n, v, *out.shape[1:])
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_code(self, n: int, generator: torch.Generator | None = None) -> Code:
+        """``n`` codes drawn from the model's prior (what ``sample`` decodes)."""
         self.require("sample")
         raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.decode(self.sample_code(n, generator))
+
+    @torch.no_grad()
+    def traverse_samples(self, n: int, dim: int, values, generator: torch.Generator | None = None) -> Tensor:
+        """(n, V, C, H, W): ``n`` codes from the prior with dimension ``dim`` swept over ``values``
+        (a GAN's knob traversal; no encoder involved)."""
+        return self.decode_traversal(self.sample_code(n, generator), dim, values)
 
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         """Range to traverse code dimension ``dim``: the 2nd–98th percentile of ``codes``

@@ -73,7 +73,6 @@ class BetaVAE(AutoEncoder):
         mu, logvar = self._posterior(self.check_images(images))
         return Code(mu, {"z": slice(0, mu.shape[1])}, {"logvar": logvar})
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_code(self, n: int, generator: torch.Generator | None = None) -> Code:
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        return self.decode(Code(z))
+        return Code(z, {"z": slice(0, z.shape[1])})

@@ -132,10 +132,9 @@ class InfoGAN(Model):
                              f"{tuple(t.shape)}")
         return signed_to_images(self.generator(t.to(self.device)))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_code(self, n: int, generator: torch.Generator | None = None) -> Code:
         c = torch.rand(n, self.config.knobs, generator=generator).to(self.device) * 2 - 1
-        return self.decode(Code(c))
+        return Code(c, {f"c{i}": slice(i, i + 1) for i in range(self.config.knobs)})
 
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         return -1.0, 1.0

@@ -367,16 +367,10 @@ class UDGAN(Model):
         """§5.1: the concatenated siamese outputs φ(x) on (real) images, one column per knob."""
         return self.embeddings(self.check_images(images))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_code(self, n: int, generator: torch.Generator | None = None) -> Code:
+        """Knobs q ~ U(−1, 1) (§3.1)."""
         q = torch.rand(n, self.config.knobs, generator=generator).to(self.device) * 2 - 1
-        return self.decode(Code(q, self._slices()))
-
-    @torch.no_grad()
-    def traverse_samples(self, n: int, knob: int, values, generator: torch.Generator | None = None) -> Tensor:
-        """(n, V, C, H, W): ``n`` sampled knob vectors with knob ``knob`` swept over ``values``."""
-        q = torch.rand(n, self.config.knobs, generator=generator).to(self.device) * 2 - 1
-        return self.decode_traversal(Code(q, self._slices()), knob, values)
+        return Code(q, self._slices())
 
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         return -1.0, 1.0

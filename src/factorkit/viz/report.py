@@ -319,6 +319,17 @@ def build_report(run_dir: str | Path, max_traversals: int = 12) -> Path:
             for c in model.chunk_names():
                 body += f"<h3>chunk {html.escape(str(c))}</h3>" + _img(grids.swap_grid(model, x[:4], x[4:8], [c]), 2)
             parts.append(_section("Swaps", body, "Cell (i, j): the chunk from row image i, everything else from column image j."))
+        if model.supports("sample"):
+            g = torch.Generator().manual_seed(0)
+            body = _img(grids.grid(model.sample(16, g).cpu().view(2, 8, *x.shape[1:])), 2, "samples")
+            dims = min(max_traversals, model.sample_code(1, g).dim)
+            for d in range(dims):
+                lo, hi = model.traversal_range(d)
+                body += f"<h3>dimension {d}{html.escape(model.dimension_label(d))}</h3>" + _img(
+                    grids.grid(model.traverse_samples(3, d, np.linspace(lo, hi, 7).tolist(), g).cpu()), 2)
+            parts.append(_section("Samples and their traversals", body,
+                                  f"Top: 16 draws from the prior. Then, per code dimension (first {dims}), three draws "
+                                  "with that dimension swept over its range, the others fixed (no encoder involved)."))
         if model.supports("traverse"):
             sample = test.images_at(np.sort(rng.choice(len(test), min(256, len(test)), replace=False))).to(model.device)
             codes = model.encode(sample).tensor
