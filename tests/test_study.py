@@ -53,6 +53,9 @@ def test_bad_specs_exit_2_naming_the_key_and_nothing_runs(capsys, tmp_path):
     assert "evaluate.rows: unknown key; valid evaluate keys: num_train" in bad(capsys, tmp_path, evaluate={"rows": 9})
     assert "evaluate.fast: fast must be bool, got str" in bad(capsys, tmp_path, evaluate={"fast": "yes"})
     assert "evaluate.num_test: 0: must be ≥ 1" in bad(capsys, tmp_path, evaluate={"num_test": 0})
+    assert "evaluate.params: mig.bins: unknown key; valid mig keys: mig.num_bins" in bad(
+        capsys, tmp_path, evaluate={"params": {"mig": {"bins": 5}}})
+    assert "evaluate.params: expected {metric: {key: value}}" in bad(capsys, tmp_path, evaluate={"params": {"mig": 5}})
 
 
 def test_run_names_are_stable_and_grids_expand():
@@ -260,13 +263,13 @@ def test_evaluate_settings_reach_evaluate_and_a_change_rescores_without_training
     import json
 
     spec = write_spec(tmp_path / "e.yaml", seeds=[0], claims=[], runs=[TINY["runs"][0]], metrics=["mig"],
-                      evaluate={"num_train": 300, "num_test": 120, "fast": True})
+                      evaluate={"num_train": 300, "num_test": 120, "fast": True, "params": {"mig": {"num_bins": 7}}})
     out = tmp_path / "out"
     assert main(["study", str(spec), "--out", str(out), "--no-ray", "--quiet"]) == 0
     run = next((out / "runs").iterdir())
     record = json.loads((run / "metrics.json").read_text())
     assert record["settings"]["num_train"] == 300 and record["settings"]["num_test"] == 120
-    assert record["settings"]["fast"] is True
+    assert record["settings"]["fast"] is True and record["params"]["mig"]["num_bins"] == 7
     weights = _weights(out)
     mig = record["metrics"]["mig"]
     # other evaluation settings: scored again with them, nothing trained again

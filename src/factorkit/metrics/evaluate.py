@@ -235,13 +235,14 @@ def evaluate(model, dataset, metrics: list[str] | None = None, train_dataset=Non
         "floor_kind": ctx.floor_kind,
         "reference": ctx.reference,
         "settings": {"num_train": s.num_train, "num_test": s.num_test, "seed": s.seed, "fast": s.fast},
+        "params": {name: params[name] for name in requested},  # each metric's parameters, as run
     }
     if out is not None:
         write_metrics(Path(out), record)
     return record
 
 
-_MERGED = ("metrics", "seconds", "details", "floors", "floor_kind", "reference")
+_MERGED = ("metrics", "seconds", "details", "floors", "floor_kind", "reference", "params")
 
 
 def write_metrics(path: Path, record: dict) -> None:

@@ -9,7 +9,9 @@ seeds: [0, 1, 2]
 preset: fast           # optional
 metrics: [psnr, ssim, counterfactual]
 cpus_per_run: 1        # optional
-evaluate: {num_train: 4000, num_test: 2000, image_rows: 500, fast: true}   # optional: evaluate's settings
+evaluate:              # optional: evaluate's settings (its defaults otherwise)
+  fast: true
+  params: {factorvae: {num_train: 2000}}   # a metric's parameters, as --param factorvae.num_train=2000
 runs:
   - method: mddae
   - method: betavae
@@ -46,7 +48,8 @@ from ..errors import UsageError
 TOP_KEYS = ("name", "data", "steps", "seeds", "preset", "metrics", "runs", "claims", "cpus_per_run", "data_root",
             "evaluate")
 # the evaluation settings a spec may give (metrics.evaluate.Settings; the rest keep evaluate's defaults)
-EVALUATE_KEYS = {"num_train": int, "num_test": int, "image_rows": int, "seed": int, "fast": bool, "floors": bool}
+EVALUATE_KEYS = {"num_train": int, "num_test": int, "image_rows": int, "seed": int, "fast": bool, "floors": bool,
+                 "params": dict}  # params: {metric: {key: value}}, as evaluate's --param
 ENTRY_KEYS = ("method", "label", "set", "grid", "metrics")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -182,6 +185,9 @@ def _evaluate(raw: Any) -> dict[str, Any]:
             _fail(f"evaluate.{key}", f"{value}: must be ≥ 1 (rows to score)")
         if key == "seed" and value < 0:
             _fail("evaluate.seed", f"{value}: must be ≥ 0")
+        if key == "params" and not all(isinstance(v, dict) for v in value.values()):
+            _fail("evaluate.params", f"expected {{metric: {{key: value}}}}, e.g. {{factorvae: {{num_train: 2000}}}}; "
+                  f"got {value!r}")
     return dict(raw)
 
 
@@ -282,6 +288,10 @@ def validate(study: Study) -> Study:
     if dup:
         raise UsageError(f"study spec runs: two entries make the same run {dup[0]!r} (same method, data and set "
                          "keys); drop one or change its set keys")
+    try:
+        metric_registry.resolve_params(study.evaluate.get("params"))
+    except UsageError as exc:
+        raise UsageError(f"study spec evaluate.params: {exc}".replace("--param ", "")) from None
     for claim in study.claims:
         parse_claim(claim, study.labels())
     study.runs = runs
