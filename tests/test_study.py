@@ -206,7 +206,7 @@ def test_the_shipped_studies_validate():
 
     root = Path(__file__).resolve().parents[1] / "studies"
     names = sorted(p.name for p in root.glob("*.yaml"))
-    assert names == ["mddae-table1.yaml", "mixing-table2.yaml", "seed-variance.yaml"]
+    assert names == ["mddae-table1.yaml", "mixing-table2.yaml", "seed-variance.yaml", "udgan-table1.yaml"]
     for path in root.glob("*.yaml"):
         study = load(path)
         assert len(study.runs) == len(study.entries) * len(study.data) * len(study.seeds) and study.claims
