@@ -27,6 +27,7 @@ from . import attributes as A
 from . import downstream_task as DS
 from . import editing as E
 from . import factors as F
+from . import generation as GEN
 from . import images as I
 from . import information as INFO
 from . import robustness as IRS
@@ -48,6 +49,7 @@ NEEDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
                           "its attributes are classes (one-hot), not binary attributes to set to an intensity"),
     "edit": (lambda model, info: model.supports("edit"), None),  # reason names the model's operations
     "swap": (lambda model, info: model.supports("swap"), None),
+    "sample": (lambda model, info: model.supports("sample"), None),
     "pairs": (lambda model, info: callable(getattr(model, "crossbreed", None)),
               "the model does not breed attribute pairs (DNA-GAN's annihilate-and-swap)"),
     "counterfactual": (lambda model, info: bool(info.has_counterfactual),
@@ -238,6 +240,11 @@ def _counterfactual(ctx, p):
         ctx.results["counterfactual.gain"] = float(np.mean(gains))
 
 
+def _judge_fd(ctx, p):
+    judge, _ = ctx.classifier()
+    return GEN.judge_fd(ctx.model, ctx.dataset, judge, seed=ctx.settings.seed, **p)
+
+
 def attrs_are_factors(info) -> bool:
     """True where every attribute is also a factor (shapes2d): nn-map then scores the factors alone."""
     names = {f.name for f in info.factors}
@@ -342,6 +349,10 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
                description="mddAE protocol: pixel-SVM error of edits by intensity"),
     MetricSpec("counterfactual", "editing", ("edit", "attributes", "counterfactual"), _counterfactual, {},
                "reconstruction", per_attribute=True, description="edit vs the true counterfactual render (faces)"),
+    MetricSpec("judge-fd", "generation", ("sample", "factors"), _judge_fd, {"num_samples": 2000}, "none",
+               limits={"num_samples": _AT_LEAST_2}, default=False, prefixed=False,
+               description="Fréchet distance of samples to real images in the judge's features (offline FID "
+                           "stand-in); judge-fd.real: two real sets of the same size"),
 )}
 
 ALL_METRICS = tuple(METRICS)
