@@ -272,3 +272,36 @@ def test_infogan_q_loss_falls_on_a_toy_problem():
         (first if step < 10 else last if step >= 110 else []).append(float(losses["info_g"]))
     # the mutual-information bound tightens: Q reads the codes back from G's images
     assert np.mean(last) < 0.5 * np.mean(first), (np.mean(first), np.mean(last))
+
+
+# --- the web editor: knobs of a real image (inverted), and samples ------------------------------------
+
+
+def test_web_editor_moves_a_knob_of_an_uploaded_face(tmp_path):
+    pytest.importorskip("fastapi")
+    import factorkit as fk
+    from factorkit.models.base import Code
+    from factorkit.serve.app import create_app
+    from tests.test_serve import StubJudge, as_png, client, png_bytes, png_of
+
+    faces = fk.data.load("faces", "train", size=240)
+    model = fk.models.build("udgan-g", faces, seed=0, width=8, knobs=6)
+    fk.train(model, faces, steps=3, out=tmp_path / "udg", batch_size=4, num_workers=0, progress=False,
+             checkpoint_every=0, image_every=0)
+    c = client(create_app(tmp_path / "udg", judge=StubJudge(fk.data.load("faces", "test", size=240).info)))
+    rid = c.get("/api/runs").json()[0]["id"]
+    spec = c.get(f"/api/runs/{rid}").json()
+    assert spec["sample"] and "edit" not in spec and "swap" not in spec
+    labels = [x["label"] for x in spec["traverse"]["controls"]]
+    assert len(labels) == 6 and "knob 5, guided: bottom band" in labels[5]
+    assert {(x["lo"], x["hi"]) for x in spec["traverse"]["controls"]} == {(-1.0, 1.0)}
+    rec = c.post(f"/api/runs/{rid}/images", content=png_bytes(colour="blue")).json()
+    model = fk.load(tmp_path / "udg")
+    x = torch.from_numpy(png_of(rec["image"]).astype(np.float32) / 255).permute(2, 0, 1)[None]
+    assert rec["knobs"] == [round(v, 4) for v in model.encode(x).tensor[0].tolist()]  # the inverted knobs
+    r = c.post(f"/api/runs/{rid}/traverse", json={"image": rec["id"], "values": {"5": 0.9}})
+    q = model.encode(x).tensor.clone()
+    q[0, 5] = 0.9
+    assert np.array_equal(png_of(r.json()["image"]), as_png(model.decode(Code(q))[0]))
+    out = c.post(f"/api/runs/{rid}/sample", json={"n": 2, "seed": 3}).json()
+    assert len(out["images"]) == 2
