@@ -137,6 +137,12 @@ def scalar_phi(d_in: int) -> nn.Module:
                          *linear_block(64, 1))
 
 
+def signed_to_images_unclamped(x: Tensor) -> Tensor:
+    """[−1, 1] → [0, 1] without the clamp of ``signed_to_images`` (G's tanh output is in range;
+    the guidance functions need its gradient everywhere)."""
+    return (x + 1.0) * 0.5
+
+
 def quadruple_codes(q1: Tensor, q2: Tensor, i: int) -> dict[str, Tensor]:
     """§3.2: the knob vectors of x_ab = G([q_i^(a), q_ī^(b)]): knob i from q^(a), the rest from q^(b)."""
     def mix(a: Tensor, b: Tensor) -> Tensor:
@@ -391,12 +397,6 @@ class UDGAN(Model):
         return rows
 
 
-def signed_to_images_unclamped(x: Tensor) -> Tensor:
-    """[−1, 1] → [0, 1] without the clamp of ``signed_to_images`` (G's tanh output is in range;
-    the guidance functions need its gradient everywhere)."""
-    return (x + 1.0) * 0.5
-
-
 @register
 class UDGANG(UDGAN):
     """UD-GAN-G: the same model with guided knobs (§4.3): ``moments`` on single-channel shape data
@@ -411,7 +411,7 @@ class UDGANG(UDGAN):
 
     @classmethod
     def presets(cls, info) -> dict[str, dict[str, Any]]:
-        p = UDGAN.presets.__func__(cls, info)
+        p = super().presets(info)
         kind = "moments" if info.channels == 1 else "crops"
         for preset in p.values():
             preset["model.guidance"] = kind
