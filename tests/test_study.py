@@ -291,3 +291,28 @@ def test_without_ray_the_study_runs_in_turn_and_says_so_in_one_line(tmp_path, ca
     assert err.count("Ray is not installed (pip install 'factorkit[study]'): the 1 run goes in this process") == 1
     assert main(["study", str(spec), "--out", str(tmp_path / "o2"), "--address", "127.0.0.1:1", "--quiet"]) == 2
     assert "--address needs Ray" in capsys.readouterr().err
+
+
+def test_seed_against_entry_spread_and_rank_correlation_on_a_hand_built_table():
+    from factorkit.study import aggregate as AG
+
+    # A: 1, 2, 3; B: 11, 12, 13 → SS_between = 3·(5² + 5²) = 150, SS_within = 2 + 2 = 4
+    s = AG.spread({"A": [1.0, 2.0, 3.0], "B": [11.0, 12.0, 13.0]})
+    assert s["eta2"] == pytest.approx(150 / 154) and s["between_std"] == pytest.approx(50**0.5)
+    assert s["within_std"] == pytest.approx(1.0) and (s["entries"], s["runs"]) == (2, 6)
+    # seeds that swamp the entries: the same mean, wide seeds
+    assert AG.spread({"A": [0.0, 10.0], "B": [0.0, 10.0]})["eta2"] == pytest.approx(0.0)
+    assert AG.spread({"A": [1.0], "B": [2.0]}) is None  # no seed repeated: nothing to compare
+    assert AG.headline("mig") and AG.headline("dci.disentanglement") and not AG.headline("factorvae.num_active_dims")
+    assert not AG.headline("counterfactual.Bangs.gain") and not AG.headline("psnr.std")
+    study = S.parse({**TINY, "claims": []})
+    rows = [{"data": "sklearn-digits", "label": lab, "seed": seed, "metric": m, "value": v}
+            for lab, base in (("ae", 0.0), ("bvae-b4", 1.0)) for seed in (0, 1, 2)
+            for m, v in (("mig", base + seed), ("psnr", 10 - base - seed), ("psnr.std", 1.0))]
+    summary = AG.summarise(study, {"rows": rows, "runs": [], "set_keys": []})
+    assert [x["metric"] for x in summary["spread"]] == ["mig", "psnr"]
+    corr = summary["spearman"]["sklearn-digits"]
+    assert corr["metrics"] == ["mig", "psnr"] and corr["rho"] == [[1.0, -1.0], [-1.0, 1.0]] and corr["runs"] == 6
+    text = AG.markdown(study, {"rows": rows, "runs": [], "set_keys": []}, summary)
+    assert "## Seeds against entries (sklearn-digits)" in text and "| mig | 0.27 |" in text
+    assert "Spearman's ρ over 6 runs" in text and "| mig | +1.00 | -1.00 |" in text

@@ -1,6 +1,7 @@
 """A study's results: ``results.csv`` (one row per run × metric), ``results.json`` and
 ``summary.md`` (mean ± std and n over seeds per entry and metric, a rank per metric, every claim
-with its verdict).
+with its verdict; then, for the headline metrics, how much of their variance over all runs the
+entries explain against the seeds — Locatello et al.'s question — and their rank correlations).
 
 Ranks: 1 is best. Lower is better for errors (keys whose last part is ``mse``, ``rmse``,
 ``mse_edit`` …, containing ``total_correlation`` or ``wasserstein``, or ending ``fallbacks``);
@@ -28,6 +29,33 @@ def lower_is_better(metric: str) -> bool:
     last = metric.rsplit(".", 1)[-1]
     return last.split("_")[0] in ("mse", "rmse") or "total_correlation" in metric or "wasserstein" in metric \
         or metric.endswith("fallbacks")
+
+
+_DETAIL = ("std", "n", "chance", "num_active_dims", "train_accuracy", "majority", "add", "remove")
+
+
+def headline(metric: str) -> bool:
+    """A score worth comparing across runs: at most one dot, not a detail (a std, a count, a chance level)."""
+    return metric.count(".") <= 1 and metric.rsplit(".", 1)[-1] not in _DETAIL
+
+
+def spread(values_by_entry: dict[str, list[float]]) -> dict[str, float] | None:
+    """One-way decomposition of a metric's values over runs: η² = SS_between / SS_total (the share of
+    the variance the entry explains; 1 − η² is the seeds'), the std of the entry means, and the
+    pooled within-entry (seed) std. None without two entries and a repeated seed."""
+    groups = [np.array([v for v in vals if math.isfinite(v)]) for vals in values_by_entry.values()]
+    groups = [g for g in groups if len(g)]
+    if len(groups) < 2 or not any(len(g) > 1 for g in groups):
+        return None
+    values = np.concatenate(groups)
+    grand = values.mean()
+    ss_between = float(sum(len(g) * (g.mean() - grand) ** 2 for g in groups))
+    ss_within = float(sum(((g - g.mean()) ** 2).sum() for g in groups))
+    dof = sum(len(g) - 1 for g in groups)
+    total = ss_between + ss_within
+    return {"eta2": ss_between / total if total > 0 else float("nan"),
+            "between_std": float(np.std([g.mean() for g in groups], ddof=1)),
+            "within_std": math.sqrt(ss_within / dof) if dof else 0.0, "entries": len(groups), "runs": len(values)}
 
 
 def collect(study: Study, out: Path) -> dict[str, Any]:
@@ -75,12 +103,33 @@ def summarise(study: Study, collected: dict) -> dict[str, Any]:
             group.sort(key=lambda s: s["mean"], reverse=not lower_is_better(metric))
             for rank, s in enumerate(group, 1):
                 s["rank"] = rank
+    spreads, correlations = [], {}
+    for data, entries in per_seed.items():
+        metrics = sorted({m for seeds in entries.values() for rec in seeds.values() for m in rec if headline(m)})
+        for metric in metrics:
+            s = spread({lab: [rec[metric] for rec in seeds.values() if metric in rec] for lab, seeds in entries.items()})
+            if s is not None:
+                spreads.append({"data": data, "metric": metric, **s})
+        correlations[data] = _spearman(entries, [s["metric"] for s in spreads if s["data"] == data])
     claims = []
     for text in study.claims:
         claim = parse_claim(text, study.labels())
         for data in study.data:
             claims.append({"data": data, **verdict(claim, per_seed.get(data, {}))})
-    return {"stats": stats, "claims": claims}
+    return {"stats": stats, "claims": claims, "spread": spreads, "spearman": correlations}
+
+
+def _spearman(entries: dict[str, dict[int, dict[str, float]]], metrics: list[str]) -> dict[str, Any]:
+    """Spearman's ρ between ``metrics`` over the runs that have all of them (needs three runs)."""
+    from scipy.stats import spearmanr
+
+    runs = [rec for seeds in entries.values() for rec in seeds.values() if all(m in rec for m in metrics)]
+    if len(metrics) < 2 or len(runs) < 3:
+        return {"metrics": metrics, "rho": [], "runs": len(runs)}
+    rho = spearmanr(np.array([[rec[m] for m in metrics] for rec in runs])).statistic
+    if np.ndim(rho) == 0:  # two metrics: scipy gives the one coefficient
+        rho = np.array([[1.0, rho], [rho, 1.0]])
+    return {"metrics": metrics, "rho": [[round(float(x), 3) for x in row] for row in rho], "runs": len(runs)}
 
 
 def write(study: Study, out: Path) -> dict[str, Any]:
@@ -117,6 +166,25 @@ def markdown(study: Study, collected: dict, summary: dict) -> str:
                              f"{s['mean']:.4g} ± {s['std']:.2g} (n={s['n']}, #{s.get('rank', '—')})")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
+    for data in study.data:
+        rows = [s for s in summary.get("spread", []) if s["data"] == data]
+        if rows:
+            lines += [f"## Seeds against entries ({data})", "",
+                      "η²: the share of a metric's variance over all runs that the entry explains (one-way, "
+                      "SS_between / SS_total); the rest is the seeds'. Beside it the std of the entry means and the "
+                      "pooled std over seeds within an entry.", "",
+                      "| metric | η² (entries) | std of entry means | std over seeds | entries | runs |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {s['metric']} | {s['eta2']:.2f} | {s['between_std']:.3g} | {s['within_std']:.3g} | "
+                      f"{s['entries']} | {s['runs']} |" for s in rows]
+            lines.append("")
+        corr = summary.get("spearman", {}).get(data, {})
+        if corr.get("rho"):
+            names = corr["metrics"]
+            lines += [f"## Rank correlation between metrics ({data}; Spearman's ρ over {corr['runs']} runs)", "",
+                      "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+            lines += [f"| {a} | " + " | ".join(f"{x:+.2f}" for x in row) + " |" for a, row in zip(names, corr["rho"])]
+            lines.append("")
     if summary["claims"]:
         lines += ["## Claims", ""]
         for c in summary["claims"]:
