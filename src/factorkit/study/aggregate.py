@@ -119,16 +119,21 @@ def summarise(study: Study, collected: dict) -> dict[str, Any]:
     return {"stats": stats, "claims": claims, "spread": spreads, "spearman": correlations}
 
 
-def _spearman(entries: dict[str, dict[int, dict[str, float]]], metrics: list[str]) -> dict[str, Any]:
-    """Spearman's ρ between ``metrics`` over the runs that have all of them (needs three runs)."""
+def rank_correlation(matrix: np.ndarray) -> np.ndarray:
+    """Spearman's ρ between the columns of ``matrix`` (rows: runs) as a full matrix, also for two
+    columns (where scipy returns the one coefficient)."""
     from scipy.stats import spearmanr
 
+    rho = spearmanr(matrix).statistic
+    return np.array([[1.0, rho], [rho, 1.0]]) if np.ndim(rho) == 0 else np.asarray(rho)
+
+
+def _spearman(entries: dict[str, dict[int, dict[str, float]]], metrics: list[str]) -> dict[str, Any]:
+    """Spearman's ρ between ``metrics`` over the runs that have all of them (needs three runs)."""
     runs = [rec for seeds in entries.values() for rec in seeds.values() if all(m in rec for m in metrics)]
     if len(metrics) < 2 or len(runs) < 3:
         return {"metrics": metrics, "rho": [], "runs": len(runs)}
-    rho = spearmanr(np.array([[rec[m] for m in metrics] for rec in runs])).statistic
-    if np.ndim(rho) == 0:  # two metrics: scipy gives the one coefficient
-        rho = np.array([[1.0, rho], [rho, 1.0]])
+    rho = rank_correlation(np.array([[rec[m] for m in metrics] for rec in runs]))
     return {"metrics": metrics, "rho": [[round(float(x), 3) for x in row] for row in rho], "runs": len(runs)}
 
 

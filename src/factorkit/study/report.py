@@ -1,8 +1,9 @@
 """``factorkit report DIR`` on a study directory → ``DIR/report.html``, one self-contained page:
-the summary tables (mean ± std, n and rank per entry and metric), the claims with their
-verdicts, one strip plot per metric with every seed's value per entry (as in Locatello et al.'s
-figures), the Spearman rank correlation between the metrics over all runs, and a link to each
-run's own report."""
+the claims with their verdicts, the summary table of the headline metrics (mean ± std, n and rank
+per entry; ``aggregate.headline``), how much of each metric's variance the entries explain against
+the seeds, one strip plot per headline metric with every seed's value per entry (as in Locatello
+et al.'s figures), the Spearman rank correlation between the headline metrics over all runs, every
+other score folded away, and a link to each run's own report."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..files import atomic_write_text
 from ..viz.report import CSS, _figure, _section
+from .aggregate import headline, rank_correlation
 
 MAX_PLOTS = 48
 PLOT_CSS = (".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}"
@@ -31,12 +33,12 @@ def _rows(out: Path) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["value"] not in ("", "nan")]
 
 
-def _summary_tables(result: dict) -> str:
+def _summary_tables(result: dict, labels: list[str], which) -> str:
     parts = []
     for data in sorted({s["data"] for s in result["stats"]}):
         stats = [s for s in result["stats"] if s["data"] == data]
-        labels = list(dict.fromkeys(s["label"] for s in stats))
-        metrics = sorted({s["metric"] for s in stats})
+        labels = [lab for lab in labels if any(s["label"] == lab for s in stats)]
+        metrics = sorted({s["metric"] for s in stats if which(s["metric"])})
         head = "".join(f"<th>{html.escape(lab)}</th>" for lab in labels)
         body = []
         for m in metrics:
@@ -65,13 +67,23 @@ def _claims(result: dict) -> str:
     return f"<table><tr><th>claim</th><th>data</th><th>verdict (paired by seed)</th></tr>{''.join(items)}</table>"
 
 
+def _spread(result: dict) -> str:
+    rows = result.get("spread") or []
+    if not rows:
+        return "<p class=note>Needs two entries and a repeated seed.</p>"
+    body = "".join(f"<tr><td>{html.escape(s['metric'])} ({html.escape(s['data'])})</td><td>{s['eta2']:.2f}</td>"
+                   f"<td>{s['between_std']:.3g}</td><td>{s['within_std']:.3g}</td><td>{s['runs']}</td></tr>" for s in rows)
+    return ("<table><tr><th>metric</th><th>η² (entries)</th><th>std of entry means</th><th>std over seeds</th>"
+            f"<th>runs</th></tr>{body}</table>")
+
+
 def _strip_plots(rows: list[dict], labels: list[str]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))[:MAX_PLOTS]
+    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if headline(m)][:MAX_PLOTS]
     figs = []
     for data in sorted({r["data"] for r in rows}):
         for m in metrics:
@@ -95,18 +107,15 @@ def _strip_plots(rows: list[dict], labels: list[str]) -> str:
 
 
 def _spearman(rows: list[dict]) -> str:
-    from scipy.stats import spearmanr
-
     runs = sorted({r["run"] for r in rows})
-    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows)]
+    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if headline(m)]
     table = {(r["run"], r["metric"]): float(r["value"]) for r in rows}
     usable = [m for m in metrics if all((run, m) in table for run in runs)
               and len({table[(run, m)] for run in runs}) > 1][:30]
     if len(usable) < 2 or len(runs) < 3:
         return "<p class=note>Needs at least two metrics scored on every run and three runs.</p>"
     matrix = np.array([[table[(run, m)] for m in usable] for run in runs])
-    rho = spearmanr(matrix).statistic
-    rho = np.atleast_2d(rho)
+    rho = rank_correlation(matrix)
     head = "".join(f"<th>{html.escape(m)}</th>" for m in usable)
     body = []
     for i, m in enumerate(usable):
@@ -141,12 +150,17 @@ def build_study_report(out: str | Path) -> Path:
     for r in rows:  # results.csv names runs; the entry label comes from results.json
         r["label"] = next((x["label"] for x in result["runs"] if x["run"] == r["run"]), r["method"])
     done = sum(r["state"] == "done" for r in result["runs"])
+    details = _summary_tables(result, labels, lambda m: not headline(m))
     parts = [
-        _section("Summary", _summary_tables(result), "mean ± std over seeds, n seeds, #rank per metric (1 = best; "
-                 "lower is better for errors)"),
         _section("Claims", _claims(result)),
+        _section("Summary", _summary_tables(result, labels, headline), "the headline scores: mean ± std over seeds, "
+                 "n seeds, #rank per metric (1 = best; lower is better for errors)"),
+        _section("Seeds against entries", _spread(result), "η²: the share of a metric's variance over all runs that "
+                 "the entry explains (one-way); the rest is the seeds' (Locatello et al.'s question)"),
         _section("Every seed", _strip_plots(rows, labels), "one dot per seed and run; the bar is the mean"),
         _section("Rank correlation between metrics", _spearman(rows), "Spearman's ρ over all runs"),
+        *([_section("Every other score", f"<details><summary>per attribute, spreads and counts</summary>{details}"
+                    "</details>")] if "<tr><td>" in details else []),
         _section("Runs", _run_links(result, out)),
     ]
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>study {html.escape(result['name'])}</title>"
