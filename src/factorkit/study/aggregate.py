@@ -158,19 +158,27 @@ def markdown(study: Study, collected: dict, summary: dict) -> str:
     lines = [f"# Study {study.name}", "",
              f"{done}/{len(collected['runs'])} runs done, {len(failed)} failed; {len(study.seeds)} seeds "
              f"({', '.join(map(str, study.seeds))}), {study.steps} steps, preset {study.preset}.", ""]
-    for data in study.data:
-        stats = [s for s in summary["stats"] if s["data"] == data]
-        metrics = sorted({s["metric"] for s in stats})
-        labels = [e.label for e in study.entries]
-        lines += [f"## {data}", "", "| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    labels = [e.label for e in study.entries]
+
+    def table(stats: list[dict], metrics: list[str]) -> list[str]:
+        out = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         for m in metrics:
             cells = []
             for lab in labels:
                 s = next((x for x in stats if x["label"] == lab and x["metric"] == m), None)
                 cells.append("—" if s is None or not s["n"] else
                              f"{s['mean']:.4g} ± {s['std']:.2g} (n={s['n']}, #{s.get('rank', '—')})")
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines.append("")
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        return out + [""]
+
+    details = []
+    for data in study.data:
+        stats = [s for s in summary["stats"] if s["data"] == data]
+        metrics = sorted({s["metric"] for s in stats})
+        lines += [f"## {data}", ""] + table(stats, [m for m in metrics if headline(m)])
+        rest = [m for m in metrics if not headline(m)]
+        if rest:
+            details += [f"## Every other score ({data})", ""] + table(stats, rest)
     for data in study.data:
         rows = [s for s in summary.get("spread", []) if s["data"] == data]
         if rows:
@@ -197,4 +205,4 @@ def markdown(study: Study, collected: dict, summary: dict) -> str:
         lines.append("")
     if failed:
         lines += ["## Failed runs", ""] + [f"- {r['run']}: {r['error']}" for r in failed] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + details)
