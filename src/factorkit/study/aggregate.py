@@ -31,7 +31,7 @@ def lower_is_better(metric: str) -> bool:
         or metric.endswith("fallbacks")
 
 
-_DETAIL = ("std", "n", "chance", "num_active_dims", "train_accuracy", "majority", "add", "remove")
+_DETAIL = ("std", "n", "chance", "num_active_dims", "train_accuracy", "majority", "majority_mean", "add", "remove")
 
 
 def headline(metric: str) -> bool:
