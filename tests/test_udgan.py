@@ -320,3 +320,12 @@ def test_training_resumes_exactly(tmp_path):
     assert fk.train(again, ds, steps=4, out=tmp_path / "b", resume=True, **kw).resumed_from == 2
     for (k, va), vb in zip(straight.state_dict().items(), again.state_dict().values()):
         assert torch.equal(va, vb), k  # the knob i, the quadruples and D's picks draw from the saved RNG
+
+
+def test_g_norm_switch_puts_batchnorm_after_every_layer_but_the_last():
+    plain, _ = build("udgan")
+    batch, _ = build("udgan", g_norm="batch")
+    count = lambda m, t: sum(isinstance(x, t) for x in m.generator.modules())  # noqa: E731
+    assert count(plain, torch.nn.BatchNorm2d) == 0 and count(plain, torch.nn.BatchNorm1d) == 0
+    convs = count(batch, torch.nn.Conv2d) + count(batch, torch.nn.ConvTranspose2d)
+    assert count(batch, torch.nn.BatchNorm1d) == 1 and count(batch, torch.nn.BatchNorm2d) == convs - 1

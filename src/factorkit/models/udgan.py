@@ -96,16 +96,18 @@ def init_lrelu(module: nn.Module) -> nn.Module:
 
 
 class Generator(nn.Module):
-    """Table 5: FC, reshape to width × 4 × 4, [ConvT 3×3 s2, Conv 3×3] × k, Conv 1×1; tanh."""
+    """Table 5: FC, reshape to width × 4 × 4, [ConvT 3×3 s2, Conv 3×3] × k, Conv 1×1; tanh.
+    ``norm="batch"`` puts BatchNorm after every layer but the last (DCGAN's generator; not in Table 5)."""
 
-    def __init__(self, knobs: int, channels: int, size: int, width: int) -> None:
+    def __init__(self, knobs: int, channels: int, size: int, width: int, norm: str = "none") -> None:
         super().__init__()
+        n = None if norm == "none" else norm
         self.start = (width, 4, 4)
-        self.fc = nn.Sequential(*linear_block(knobs, width * 16, act="lrelu"))
+        self.fc = nn.Sequential(*linear_block(knobs, width * 16, norm=n, act="lrelu"))
         layers: list[nn.Module] = []
         for _ in range(_doublings(size)):
-            layers += conv_block(width, width, 3, 2, 1, act="lrelu", transpose=True, output_padding=1)
-            layers += conv_block(width, width, 3, 1, 1, act="lrelu")
+            layers += conv_block(width, width, 3, 2, 1, norm=n, act="lrelu", transpose=True, output_padding=1)
+            layers += conv_block(width, width, 3, 1, 1, norm=n, act="lrelu")
         layers += conv_block(width, channels, 1)
         self.conv = nn.Sequential(*layers)
         init_lrelu(self)
@@ -187,6 +189,7 @@ class UDGAN(Model):
         beta1: float = 0.5
         beta2: float = 0.999  # not given: Adam's default
         spectral: bool = False  # spectral normalisation in D (not in the paper)
+        g_norm: Literal["none", "batch"] = "none"  # BatchNorm in G (DCGAN's; Table 5 names no normalisation)
         inversion: Literal["encoder", "none"] = "encoder"  # real-image editing (ours, see the module doc)
         invert_steps: nonnegative() = 0  # gradient steps refining E's guess on ‖G(q) − x‖² in encode
         invert_lr: positive(float) = 0.05
@@ -203,7 +206,7 @@ class UDGAN(Model):
             raise UsageError(f"{self.name}: guidance=crops needs an image size divisible by 4, got {info.size}")
         self.n_unguided = c.knobs - n_guided
         ch, size = info.channels, info.size
-        self.generator = Generator(c.knobs, ch, size, c.width)
+        self.generator = Generator(c.knobs, ch, size, c.width, c.g_norm)
         self.discriminator = Trunk(ch, size, c.width, 1, spectral=c.spectral)
         self.phi = Trunk(ch, size, c.width, self.n_unguided)  # the shared φ of the unguided knobs
         guided: list[nn.Module] = []
