@@ -57,9 +57,9 @@ def real_image_edit(model, test, judge, knob: int, n: int, out_png: Path) -> dic
     grids.save_png(grids.grid(torch.stack([x, rec, edits[-1.0], edits[0.0], edits[1.0]], 1)), out_png)
     names = list(test.info.attributes)
     identity = [j for j, f in enumerate(test.info.factors) if f.name not in names]
-    read = {k: judge.read(v) for k, v in {"input": x, "reconstruction": rec, "-1": edits[-1.0], "+1": edits[1.0]}.items()}
-    probs = {k: judge.probabilities(v).mean(0) for k, v in {"input": x, "reconstruction": rec,
-                                                             "-1": edits[-1.0], "+1": edits[1.0]}.items()}
+    views = {"input": x, "reconstruction": rec, "-1": edits[-1.0], "+1": edits[1.0]}
+    read = {k: judge.read(v) for k, v in views.items()}
+    probs = {k: judge.probabilities(v).mean(0) for k, v in views.items()}
     kept = {k: float((read[k][:, identity] == read["reconstruction"][:, identity]).float().mean()) for k in ("-1", "+1")}
     rec_kept = float((read["reconstruction"][:, identity] == read["input"][:, identity]).float().mean())
     return {"knob": knob, "grid": str(out_png),

@@ -25,11 +25,10 @@ import torch
 from torch import nn
 
 from ..config import nonnegative, positive
-from ..errors import UsageError
 from ..nn import adversarial as adv
 from .base import Code, Model, images_to_signed, signed_to_images
 from .registry import register
-from .udgan import UDGAN, Generator, Trunk, _doublings
+from .udgan import UDGAN, Generator, Trunk, _doublings, generator_input
 
 Tensor = torch.Tensor
 
@@ -126,11 +125,7 @@ class InfoGAN(Model):
         return self.heads(images_to_signed(self.check_images(images)))[1]
 
     def decode(self, code: Code) -> Tensor:
-        t = code.tensor
-        if t.dim() != 2 or t.shape[1] != self.config.knobs:
-            raise UsageError(f"{self.name}.decode: a code of {self.config.knobs} values is needed, got shape "
-                             f"{tuple(t.shape)}")
-        return signed_to_images(self.generator(t.to(self.device)))
+        return signed_to_images(self.generator(generator_input(self, code, "values")))
 
     def sample_code(self, n: int, generator: torch.Generator | None = None) -> Code:
         c = torch.rand(n, self.config.knobs, generator=generator).to(self.device) * 2 - 1

@@ -145,6 +145,15 @@ def signed_to_images_unclamped(x: Tensor) -> Tensor:
     return (x + 1.0) * 0.5
 
 
+def generator_input(model: Model, code: Code, what: str = "knobs") -> Tensor:
+    """``code``'s tensor on the model's device, checked to hold ``model.config.knobs`` columns (the
+    input of the Table-5 generator, shared by UD-GAN and InfoGAN)."""
+    t, k = code.tensor, model.config.knobs
+    if t.dim() != 2 or t.shape[1] != k:
+        raise UsageError(f"{model.name}.decode: a code of {k} {what} is needed, got shape {tuple(t.shape)}")
+    return t.to(model.device)
+
+
 def quadruple_codes(q1: Tensor, q2: Tensor, i: int) -> dict[str, Tensor]:
     """§3.2: the knob vectors of x_ab = G([q_i^(a), q_ī^(b)]): knob i from q^(a), the rest from q^(b)."""
     def mix(a: Tensor, b: Tensor) -> Tensor:
@@ -332,13 +341,6 @@ class UDGAN(Model):
         return losses
 
     # --- user-facing operations --------------------------------------------------------------------
-    def _check_code(self, code: Code) -> Tensor:
-        t = code.tensor
-        if t.dim() != 2 or t.shape[1] != self.config.knobs:
-            raise UsageError(f"{self.name}.decode: a code of {self.config.knobs} knobs is needed, got shape "
-                             f"{tuple(t.shape)}")
-        return t.to(self.device)
-
     def _slices(self) -> dict[str, slice]:
         return {f"knob{i}": slice(i, i + 1) for i in range(self.config.knobs)}
 
@@ -369,7 +371,7 @@ class UDGAN(Model):
         return q.detach()
 
     def decode(self, code: Code) -> Tensor:
-        return signed_to_images(self.generator(self._check_code(code)))
+        return signed_to_images(self.generator(generator_input(self, code)))
 
     @torch.no_grad()
     def representation(self, images: Tensor) -> Tensor:
