@@ -162,6 +162,7 @@ def test_each_player_step_changes_only_its_parameters():
 
 def test_representation_is_the_siamese_outputs_and_operations():
     model, ds = build("udgan-g", guidance="crops")
+    model.eval()  # as fk.load and fk.train leave it: G's BatchNorm (fast preset) then uses running statistics
     x = ds.get_batch(np.arange(5))["image"]
     rep = model.representation(x)
     assert rep.shape == (5, model.config.knobs)
@@ -323,9 +324,20 @@ def test_training_resumes_exactly(tmp_path):
 
 
 def test_g_norm_switch_puts_batchnorm_after_every_layer_but_the_last():
-    plain, _ = build("udgan")
+    plain, _ = build("udgan", g_norm="none")
     batch, _ = build("udgan", g_norm="batch")
     count = lambda m, t: sum(isinstance(x, t) for x in m.generator.modules())  # noqa: E731
     assert count(plain, torch.nn.BatchNorm2d) == 0 and count(plain, torch.nn.BatchNorm1d) == 0
     convs = count(batch, torch.nn.Conv2d) + count(batch, torch.nn.ConvTranspose2d)
     assert count(batch, torch.nn.BatchNorm1d) == 1 and count(batch, torch.nn.BatchNorm2d) == convs - 1
+
+
+def test_fast_preset_uses_batchnorm_in_g_and_paper_preset_keeps_table_5():
+    ds = tiny_dataset(n=48, size=16)
+    for name in ("udgan", "udgan-g", "infogan"):
+        fast = R.build(name, ds, preset="fast", width=8)
+        paper = R.build(name, ds, preset="paper", width=8)
+        assert fast.config.g_norm == "batch" and paper.config.g_norm == "none", name
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.generator.modules())
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in paper.generator.modules())
+    assert R.build("infogan", ds, preset="fast", width=8, g_norm="none").config.g_norm == "none"  # the switch wins

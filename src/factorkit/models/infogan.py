@@ -19,7 +19,7 @@ number: a switch).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -50,6 +50,7 @@ class InfoGAN(Model):
     class Config:
         knobs: positive() = 10  # N_A continuous codes (as UD-GAN)
         width: positive() = 32  # Table 5's channels
+        g_norm: Literal["none", "batch"] = "none"  # BatchNorm in G, as UD-GAN's switch (fast preset: batch)
         lambda_info: nonnegative(float) = 1.0  # λ, eq. 5
         lr: positive(float) = 2e-4  # UD-GAN §5 (same optimiser for the same G/D)
         beta1: float = 0.5
@@ -58,7 +59,7 @@ class InfoGAN(Model):
     def __init__(self, config: "InfoGAN.Config", info) -> None:
         super().__init__(config, info)
         c = config
-        self.generator = Generator(c.knobs, info.channels, info.size, c.width)
+        self.generator = Generator(c.knobs, info.channels, info.size, c.width, c.g_norm)
         trunk = Trunk(info.channels, info.size, c.width, 1)
         self.features, self.d_head = trunk.features, trunk.head
         self.q_head = nn.Linear(c.width * 16, c.knobs)
@@ -69,7 +70,7 @@ class InfoGAN(Model):
 
     @classmethod
     def presets(cls, info) -> dict[str, dict[str, Any]]:
-        p = UDGAN.presets(info)  # the same G/D, knobs, batch and steps as UD-GAN on this dataset
+        p = UDGAN.presets(info)  # the same G/D (and g_norm), knobs, batch and steps as UD-GAN
         for preset in p.values():
             preset.pop("model.lambda_phi")
         return p
