@@ -84,7 +84,7 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     train, test = fk.data.load("faces", split="train"), fk.data.load("faces", split="test")
     judge, report = evaluation_classifier(train, test)
-    wanted = [r for r in ROWS if r in args.rows or ROWS[r][0] in args.rows]
+    wanted = [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]  # in the order given
     for name in wanted:
         model_name, overrides = ROWS[name]
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)

@@ -119,7 +119,7 @@ def main() -> None:
     results["judge"] = report
     half = max(1, args.points // 2)
     params = {m: {"num_train": args.points, "num_eval": half} for m in ("higgins", "factorvae")}
-    wanted = [r for r in ROWS if r in args.rows or ROWS[r][0] in args.rows]
+    wanted = [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]  # in the order given
     for name in wanted:
         model_name, overrides = ROWS[name]
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)
