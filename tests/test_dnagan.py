@@ -535,3 +535,21 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
         assert bad[f"{d}.psnr"] == pytest.approx(bad[f"{d}.psnr_reconstruction"])  # the null child is the reconstruction
     with pytest.raises(UsageError, match="needs a model that breeds attribute pairs"):
         E.pair_swap(object(), test, a_name, Judge())
+
+
+def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
+    decoded = build(faces).eval()
+    residual = build(faces, edit_output="residual").eval()
+    residual.load_state_dict(decoded.state_dict())
+    a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
+    rec_a, rec_b = decoded.reconstruct(a), decoded.reconstruct(b)
+    res = residual.crossbreed(a, b, "Smiling")
+    for name, child in decoded.crossbreed(a, b, "Smiling").items():
+        x, rec = (a, rec_a) if name.startswith("A") else (b, rec_b)
+        torch.testing.assert_close(res[name], (x + child - rec).clamp(0, 1))
+    torch.testing.assert_close(res["A1"], a)  # A's own latent: the input itself, not its blurred reconstruction
+    b_new, a_new = residual.swap(a, b, attributes=["Smiling"], both=True)
+    d_b, d_a = decoded.swap(a, b, attributes=["Smiling"], both=True)
+    torch.testing.assert_close(b_new, (b + d_b - rec_b).clamp(0, 1))
+    torch.testing.assert_close(a_new, (a + d_a - rec_a).clamp(0, 1))
+    torch.testing.assert_close(residual.edit(b, "Bangs", 0.0), (b + decoded.edit(b, "Bangs", 0.0) - rec_b).clamp(0, 1))

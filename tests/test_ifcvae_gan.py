@@ -398,3 +398,18 @@ def test_yhat_accuracy_reads_the_models_own_attribute_units(faces):
         truth = labels[:, faces.info.attribute_index(a)]
         assert read[a]["accuracy"] == pytest.approx(float(np.mean((y_hat[:, j].numpy() > 0.5) == truth)))
         assert read[a]["majority"] == pytest.approx(max(truth.mean(), 1 - truth.mean()))
+
+
+def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
+    decoded = build(faces).eval()
+    residual = build(faces, edit_output="residual").eval()
+    residual.load_state_dict(decoded.state_dict())
+    x = faces.images_at(np.arange(6))
+    code, rec = decoded.encode(x), decoded.reconstruct(x)
+    for a in residual.edit_attributes():  # ŷ set to the encoder's own ŷ changes nothing: the input comes back
+        torch.testing.assert_close(residual.edit(x, a, value=code[a][:, 0]), x)
+    by_hand = (x + decoded.edit(x, "Smiling", 1.0) - rec).clamp(0, 1)
+    torch.testing.assert_close(residual.edit(x, "Smiling", 1.0), by_hand)
+    many = (x + decoded.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}) - rec).clamp(0, 1)
+    torch.testing.assert_close(residual.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}), many)
+    assert not torch.allclose(residual.edit(x, "Smiling", 1.0), decoded.edit(x, "Smiling", 1.0))

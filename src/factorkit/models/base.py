@@ -262,6 +262,19 @@ def require_binary_attributes(model_name: str, info: DatasetInfo, hint: str) -> 
         raise UsageError(f"{model_name} needs binary attributes; {info.name} has {what} ({hint})")
 
 
+EDIT_OUTPUT_DOC = (
+    "decoded: the edit is the decoder's image (the papers) | residual: the input plus what the edit "
+    "changes in the decoder's output, x + (D(edited code) − D(code)) — identity details the "
+    "autoencoder blurs are kept (docs/results.md §10, the ceiling of identity-retention)")
+
+
+def residual_output(images: Tensor, edited: Tensor, reconstruction: Tensor) -> Tensor:
+    """``edit_output=residual``: x + (edited − reconstruction), in [0, 1]. The decoder supplies only
+    the change the edit makes; every pixel it would have reproduced unchanged comes from the input,
+    so an edit that changes nothing returns the input exactly."""
+    return (images + edited - reconstruction).clamp(0, 1)
+
+
 def images_to_signed(x: Tensor) -> Tensor:
     """[0, 1] → [−1, 1] (for models that work in tanh range)."""
     return x * 2.0 - 1.0

@@ -48,6 +48,9 @@ children of a test pair (the code's ``swap_attribute``); ``edit(value=0)`` annih
 second image; the prototype lets every edit metric run on one image; under ``annihilate=false``
 "off" is the mean b_i of the training B's, since that model never decoded a zero piece);
 ``interpolate`` blends λ·a_i + (1 − λ)·b_i for one or two attributes (Fig. 4).
+``edit_output=residual`` (ours; not in the paper or the code): ``swap``, ``crossbreed``, ``edit`` and
+``edit_many`` return the input plus the decoder's change, x + (D(h') − D(h)), so details the
+autoencoder blurs are kept (docs/results.md §10, §12); ``decoded`` (the paper) returns D(h').
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -73,7 +76,7 @@ from ..data.pairs import AttributePairSampler
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import conv_block
-from .base import Code, Model, images_to_signed, require_binary_attributes, resolve_attributes, signed_to_images
+from .base import Code, Model, images_to_signed, require_binary_attributes, residual_output, resolve_attributes, signed_to_images
 from .registry import register
 
 Tensor = torch.Tensor
@@ -173,6 +176,7 @@ class DNAGAN(Model):
         annihilate: bool = True  # False: swap b_i instead of zeroing it (§3.3's ablation)
         critic_labels: Literal["donor", "recipient"] = "donor"  # the code | ours (see the module doc)
         prototype_momentum: fraction() = 0.99  # running mean of each piece over the training A's
+        edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -491,8 +495,16 @@ class DNAGAN(Model):
         for j in js:
             b_new[:, self.piece(j)], a_new[:, self.piece(j)] = ha[:, self.piece(j)], hb[:, self.piece(j)]
         if both:
-            return self._decode_latent(b_new), self._decode_latent(a_new)
-        return self._decode_latent(b_new)
+            return self._output(images_b, hb, b_new), self._output(images_a, ha, a_new)
+        return self._output(images_b, hb, b_new)
+
+    def _output(self, images: Tensor, h: Tensor, h_new: Tensor) -> Tensor:
+        """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
+        (``h``: the input's own latent, ``h_new``: the edited one)."""
+        out = self._decode_latent(h_new)
+        if self.config.edit_output == "residual":
+            return residual_output(self.check_images(images), out, self._decode_latent(h))
+        return out
 
     @torch.no_grad()
     def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute) -> dict[str, Tensor]:
@@ -514,7 +526,8 @@ class DNAGAN(Model):
                 b1[:, s], a2[:, s] = 0.0, 0.0
             else:
                 a2[:, s] = hb[:, s]
-        return dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in (a1, b1, a2, b2))))
+        return {"A1": self._output(images_a, ha, a1), "B1": self._output(images_b, hb, b1),
+                "A2": self._output(images_a, ha, a2), "B2": self._output(images_b, hb, b2)}
 
     def _references(self, j: int, reference: Tensor | None, n: int) -> tuple[Tensor, Tensor | float]:
         """(on, off): piece j with the attribute — the reference image's, or the prototype — and the
@@ -548,16 +561,16 @@ class DNAGAN(Model):
         values = torch.as_tensor(value, dtype=h.dtype, device=h.device)
         if values.dim() > 1 or (values.dim() == 1 and len(values) != len(h)):
             raise UsageError(f"edit value must be a number or one number per image ({len(h)}), got shape {tuple(values.shape)}")
-        return self._decode_latent(self._set_piece(h, self._attribute_piece(attribute), values, reference))
+        return self._output(images, h, self._set_piece(h, self._attribute_piece(attribute), values, reference))
 
     @torch.no_grad()
     def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
         """Several pieces set at once (each as ``edit`` sets one, from the prototypes), one decode."""
         self.require("edit")
-        h = self._latent(images)
+        h = h_new = self._latent(images)
         for attribute, value in values.items():
-            h = self._set_piece(h, self._attribute_piece(attribute), torch.tensor(float(value), dtype=h.dtype, device=h.device))
-        return self._decode_latent(h)
+            h_new = self._set_piece(h_new, self._attribute_piece(attribute), torch.tensor(float(value), dtype=h.dtype, device=h.device))
+        return self._output(images, h, h_new)
 
     def _attribute_piece(self, attribute: str) -> int:
         j = self.piece_index(attribute)

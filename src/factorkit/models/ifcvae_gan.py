@@ -32,6 +32,9 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
 * ``d_rmsprop`` — the discriminator's RMSprop: ``code`` (smoothing α = 0.9, no momentum: the
   code's "momentum" flag lands on RMSprop's α) or ``paper`` (momentum 0.5, §4.4 / Table 3).
 * ``edit(use_mean=True)`` (default) edits with ẑ = μ; ``use_mean=False`` samples ẑ, as the code.
+* ``edit_output=residual`` (ours, not in the paper or code; the ``fast`` preset's): the edit is
+  x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
+  autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -59,7 +62,7 @@ from ..config import nonnegative, positive
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import ResidualBlock, conv_block, linear_block
-from .base import Code, Model, require_binary_attributes, resolve_attributes
+from .base import Code, Model, require_binary_attributes, residual_output, resolve_attributes
 from .registry import register
 
 Tensor = torch.Tensor
@@ -174,6 +177,7 @@ class IFcVAEGAN(Model):
         aux_input: Literal["same", "fresh", "mean"] = "same"  # the paper | the code | μ
         d_rmsprop: Literal["paper", "code"] = "paper"  # momentum 0.5 | alpha 0.9 (the code's flag)
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
+        edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -374,16 +378,23 @@ class IFcVAEGAN(Model):
         if values.dim() > 1 or (values.dim() == 1 and len(values) != len(code)):
             raise UsageError(f"edit value must be a number or one number per image ({len(code)}), "
                              f"got shape {tuple(values.shape)}")
-        return self.decode(code.with_part(attribute, values.expand(len(code)).reshape(-1, 1)))
+        return self._output(images, code, code.with_part(attribute, values.expand(len(code)).reshape(-1, 1)))
+
+    def _output(self, images: Tensor, code: Code, edited: Code) -> Tensor:
+        """The decoded edit, or under ``edit_output=residual`` the input plus the decoder's change."""
+        out = self.decode(edited)
+        if self.config.edit_output == "residual":
+            return residual_output(self.check_images(images), out, self.decode(code))
+        return out
 
     @torch.no_grad()
     def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
         """Several ŷ units set at once, ẑ kept, one decode."""
         self.require("edit")
-        code = self.encode(images)
+        code = edited = self.encode(images)
         for attribute, value in values.items():
-            code = code.with_part(self._carried(attribute), torch.full((len(code), 1), float(value), device=code.tensor.device))
-        return self.decode(code)
+            edited = edited.with_part(self._carried(attribute), torch.full((len(code), 1), float(value), device=code.tensor.device))
+        return self._output(images, code, edited)
 
     @torch.no_grad()
     def attribute_values(self, images: Tensor) -> dict[str, Tensor]:
