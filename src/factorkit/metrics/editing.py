@@ -313,16 +313,17 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
                          "it needs both")
     ra, rb = np.sort(rng.choice(pos, n, replace=False)), rng.choice(neg, n, replace=False)
     xa, xb = _images(test_dataset, ra), _images(test_dataset, rb)
-    kids = {key: [] for key in ("A1", "A2", "B2")}
+    kids = {key: [] for key in ("A2", "B2")}
     for i in range(0, n, 256):
         out = model.crossbreed(xa[i : i + 256], xb[i : i + 256], name)
         for key in kids:
             kids[key].append(out[key].cpu())
     kids = {key: torch.cat(v).clamp(0, 1) for key, v in kids.items()}
-    recon_b = _batched(model.reconstruct, xb).clamp(0, 1)
+    # the plain reconstructions (A1 = A's own latent decoded; under edit_output=residual A1 is A itself)
+    recon_a, recon_b = (_batched(model.reconstruct, x).clamp(0, 1) for x in (xa, xb))
     out: dict = {"n": n}
     p_on = judge.probabilities
-    for label, child, recon, x, rows, value in (("add", kids["B2"], recon_b, xb, rb, 1), ("remove", kids["A2"], kids["A1"], xa, ra, 0)):
+    for label, child, recon, x, rows, value in (("add", kids["B2"], recon_b, xb, rb, 1), ("remove", kids["A2"], recon_a, xa, ra, 0)):
         cf = test_dataset.counterfactual(rows, name, np.full(n, value, dtype=np.int64))
         m_child, m_recon = ((child - cf) ** 2).flatten(1).mean(1), ((recon - cf) ** 2).flatten(1).mean(1)
         hit = p_on(child)[:, k] > 0.5
