@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import factorkit as fk
 from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.nn import adversarial as adv
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
 
@@ -80,7 +81,8 @@ def test_gan_losses_by_hand(faces):
 
 
 def test_the_autoencoder_loss_is_eq_6_assembled(faces):
-    model = build(faces, alpha_kl=0.2, rho=0.1, delta_gan=0.1, lambda_aux=1.0, beta_rec_class=0.5, reduction="paper").train()
+    model = build(faces, alpha_kl=0.2, rho=0.1, delta_gan=0.1, lambda_aux=1.0, beta_rec_class=0.5, reduction="paper",
+                  aux_objective="maximise").train()
     batch = faces.get_batch(np.arange(6))
     x, y = batch["image"], model.labels(batch)
     torch.manual_seed(1)
@@ -103,7 +105,7 @@ def test_the_autoencoder_loss_is_eq_6_assembled(faces):
 
 @pytest.mark.parametrize("aux_input", ["same", "fresh", "mean"])
 def test_encoder_gradient_from_l_aux_opposes_the_adversary(faces, aux_input):
-    model = build(faces, delta_gan=0.0, aux_input=aux_input).train()
+    model = build(faces, delta_gan=0.0, aux_input=aux_input, aux_objective="maximise").train()
     batch = faces.get_batch(np.arange(16))
     x, y = batch["image"], model.labels(batch)
     torch.manual_seed(0)
@@ -235,6 +237,7 @@ def test_presets_paper_is_table_1_with_the_codes_switches_and_cvae_gan_drops_l_a
     assert paper.attributes == ("Smiling",) and (paper.z_dim, paper.width) == (100, 64)
     assert (paper.reduction, paper.g_loss, paper.y_head, paper.aux_input, paper.d_rmsprop) == \
         ("code", "nonsaturating", "detached", "fresh", "code")
+    assert (paper.aux_objective, paper.edit_output) == ("maximise", "decoded")  # eq. 6 and the decoder's image
     for preset in ("fast", "paper"):
         c = fk.models.build("cvae-gan", info, preset=preset).config
         assert (c.lambda_aux, c.decoder_y, c.beta_rec_class) == (0.0, "label", 1.0)
@@ -413,3 +416,30 @@ def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
     many = (x + decoded.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}) - rec).clamp(0, 1)
     torch.testing.assert_close(residual.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}), many)
     assert not torch.allclose(residual.edit(x, "Smiling", 1.0), decoded.edit(x, "Smiling", 1.0))
+
+
+def test_confusion_objective_is_bounded_and_replaces_eq_6s_maximisation(faces):
+    logits = torch.tensor([0.0, 2.0, -3.0])
+    by_hand = [math.log(2), 0.5 * (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(2.0))),
+               0.5 * (math.log1p(math.exp(3.0)) + math.log1p(math.exp(-3.0)))]
+    for v, h in zip(logits, by_hand):
+        assert adv.confusion_loss(v.view(1)).item() == pytest.approx(h)
+    assert adv.confusion_loss(torch.linspace(-50, 50, 101)).item() >= math.log(2)  # bounded below, unlike −L_aux
+    model = build(faces, delta_gan=0.0, aux_objective="confuse").train()
+    batch = faces.get_batch(np.arange(16))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    enc = list(model.encoder.parameters())
+    grads = lambda loss: torch.autograd.grad(loss, enc, retain_graph=True, allow_unused=True)  # noqa: E731
+    with_aux = grads(model.autoencoder_loss(x, y, f)["autoencoder"])
+    model.config.lambda_aux = 0.0
+    without = grads(model.autoencoder_loss(x, y, f)["autoencoder"])
+    confusion = grads(adv.confusion_loss(model.aux(f["z_aux"])))
+    moved = 0
+    for a, b, g in zip(with_aux, without, confusion):
+        if g is not None:
+            torch.testing.assert_close(a - b, g, rtol=1e-4, atol=1e-6)  # the encoder descends the confusion loss
+            moved += int(g.abs().sum() > 0)
+    assert moved > 0
+    assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.aux_objective == "confuse"

@@ -32,6 +32,11 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
 * ``d_rmsprop`` — the discriminator's RMSprop: ``code`` (smoothing α = 0.9, no momentum: the
   code's "momentum" flag lands on RMSprop's α) or ``paper`` (momentum 0.5, §4.4 / Table 3).
 * ``edit(use_mean=True)`` (default) edits with ẑ = μ; ``use_mean=False`` samples ẑ, as the code.
+* ``aux_objective=confuse`` (ours; the ``fast`` preset's): the encoder minimises the cross-entropy
+  of A_ψ(ẑ) against ½ instead of maximising L_aux (eq. 6). Eq. 6's objective is unbounded: the
+  encoder can raise it without limit by blowing up σ of ẑ so that A_ψ's logits saturate, and with a
+  small α (0.005) the fast preset did exactly that (KL 10³¹ by step 260, decoder ignoring ŷ;
+  docs/results.md §11). Confusion is minimal when A_ψ is at chance, which is eq. 6's intent.
 * ``edit_output=residual`` (ours, not in the paper or code; the ``fast`` preset's): the edit is
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
@@ -177,6 +182,7 @@ class IFcVAEGAN(Model):
         aux_input: Literal["same", "fresh", "mean"] = "same"  # the paper | the code | μ
         d_rmsprop: Literal["paper", "code"] = "paper"  # momentum 0.5 | alpha 0.9 (the code's flag)
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
+        aux_objective: Literal["maximise", "confuse"] = "maximise"  # eq. 6 (E maximises L_aux) | ours, bounded
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
@@ -211,10 +217,12 @@ class IFcVAEGAN(Model):
         # Table 1's α = 0.2, δ = 0.1 the small network reaches 16.8 dB after 1,000 steps, with 0.005
         # 19.7 dB); the paper's per-element means with ρ = 1 (§4.4's text) — under the code's sums the
         # reconstruction outweighs L_class and L_aux 96× per image at batch 32, ŷ stays at chance
-        # (Acc(E_y) = the majority rate) and no edit works; with means ŷ reads every attribute
+        # (Acc(E_y) = the majority rate) and no edit works; with means ŷ reads every attribute.
+        # aux_objective=confuse: eq. 6's unbounded maximisation blew up σ of ẑ in a fast run (§11)
         fast = {"model.z_dim": 32, "model.width": 16, "model.aux_hidden": 256, "model.lr": 5e-4,
                 "model.alpha_kl": 0.005, "model.delta_gan": 0.005, "model.rho": 1.0,
                 "model.reduction": "paper", "model.g_loss": "nonsaturating", "model.aux_input": "fresh",
+                "model.aux_objective": "confuse",
                 "model.d_rmsprop": "code", "train.batch_size": 32, "train.steps": 3000}
         return {"fast": fast, "paper": paper}
 
@@ -306,8 +314,14 @@ class IFcVAEGAN(Model):
         gradient is ∇θ L_dec (eq. 3) in the decoder and ∇φ L_IFcVAE-GAN (eq. 6) in the encoder."""
         c = self.config
         out = {"rec": self.rec_loss(f["rec_logits"], x), "kl": self.kl_loss(f["mu"], f["logvar"]),
-               "class": self.class_loss(f["y_logits"], y), "aux_enc": self.aux_loss(self.aux(f["z_aux"]), y)}
-        total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] - c.lambda_aux * out["aux_enc"]
+               "class": self.class_loss(f["y_logits"], y)}
+        aux_logits = self.aux(f["z_aux"])
+        if c.aux_objective == "confuse":  # ours: drive A_ψ to chance, a bounded objective (adversarial.confusion_loss)
+            out["aux_enc"] = adv.confusion_loss(aux_logits)
+            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] + c.lambda_aux * out["aux_enc"]
+        else:  # eq. 6: the encoder maximises L_aux
+            out["aux_enc"] = self.aux_loss(aux_logits, y)
+            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] - c.lambda_aux * out["aux_enc"]
         if c.beta_rec_class:
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]

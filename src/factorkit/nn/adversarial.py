@@ -12,6 +12,9 @@ function                  equation
 ``real_loss``             −log D(·) ("labelled real"), mean or sum over the batch
 ``fake_loss``             −log(1 − D(·)) ("labelled fake"), mean or sum over the batch
 ``g_loss``                Goodfellow et al. 2014, §3 (the non-saturating heuristic): −E[log D(G(z))]
+``confusion_loss``        Tzeng et al. 2015, eq. 3 / Alvi et al. 2018, eq. 4 (domain / label
+                          confusion): the cross-entropy of the adversary's output against the
+                          uniform ½ — bounded below by log 2, reached when the adversary is at chance
 ``wgan_critic_loss``      Arjovsky et al. 2017, eq. 3 / Alg. 1 line 5, as a loss:
                           E[f(G(z))] − E[f(x)]
 ``wgan_generator_loss``   Arjovsky et al. 2017, Alg. 1 line 10: −E[f(G(z))]
@@ -55,6 +58,12 @@ def d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 def g_loss(fake_logits: Tensor) -> Tensor:
     """§3, non-saturating generator loss: −E[log σ(d_fake)]."""
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def confusion_loss(logits: Tensor) -> Tensor:
+    """−E[½ log σ(a) + ½ log(1 − σ(a))]: what a feature extractor minimises to leave a binary
+    adversary at chance. Unlike maximising the adversary's own loss it is bounded (≥ log 2)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 0.5))
 
 
 # --- WGAN with weight clipping (Arjovsky et al. 2017) ----------------------------------------------
