@@ -341,3 +341,19 @@ def test_fast_preset_uses_batchnorm_in_g_and_paper_preset_keeps_table_5():
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.generator.modules())
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in paper.generator.modules())
     assert R.build("infogan", ds, preset="fast", width=8, g_norm="none").config.g_norm == "none"  # the switch wins
+
+
+def test_residual_edit_output_moves_a_knob_of_a_real_image_as_input_plus_change():
+    decoded, ds = build("udgan")
+    residual = R.build("udgan", ds, width=8, edit_output="residual")
+    residual.load_state_dict(decoded.state_dict())
+    decoded.eval(), residual.eval()
+    x = ds.get_batch(np.arange(3))["image"]
+    rec = decoded.reconstruct(x)
+    grid = residual.traverse(x, 2, [-1.0, 1.0])
+    torch.testing.assert_close(grid, (x[:, None] + decoded.traverse(x, 2, [-1.0, 1.0]) - rec[:, None]).clamp(0, 1))
+    q = decoded.encode(x).tensor.detach()
+    torch.testing.assert_close(residual.set_dimensions(x, {2: 0.5}), (x + decoded.set_dimensions(x, {2: 0.5}) - rec).clamp(0, 1))
+    # a knob set to its own inverted value changes nothing: the input itself comes back
+    torch.testing.assert_close(residual.set_dimensions(x[:1], {2: float(q[0, 2])}), x[:1])
+    assert decoded.sample(2).shape == residual.sample(2).shape  # samples are untouched by the switch

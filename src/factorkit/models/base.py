@@ -191,7 +191,12 @@ class Model(nn.Module):
     def traverse(self, images: Tensor, dim: int, values: Tensor | list[float]) -> Tensor:
         """(N, V, C, H, W): each image's code with dimension ``dim`` set to each of ``values``."""
         self.require("traverse")
-        return self.decode_traversal(self.traversal_code(images), dim, values)
+        code = self.traversal_code(images)
+        out = self.decode_traversal(code, dim, values)
+        if self._residual():  # every column gets the input plus that column's change
+            x = self.check_images(images)
+            return residual_output(x[:, None], out, self.decode(code)[:, None])
+        return out
 
     @torch.no_grad()
     def set_dimensions(self, images: Tensor, values: dict[int, float]) -> Tensor:
@@ -203,7 +208,13 @@ class Model(nn.Module):
             if not 0 <= int(dim) < code.dim:
                 raise UsageError(f"dimension {dim} out of range 0..{code.dim - 1}")
             t[:, int(dim)] = float(value)
-        return self.decode(Code(t, code.slices, code.extras))
+        out = self.decode(Code(t, code.slices, code.extras))
+        return residual_output(self.check_images(images), out, self.decode(code)) if self._residual() else out
+
+    def _residual(self) -> bool:
+        """``model.edit_output=residual`` (models that have the switch): edits of a user's image return
+        the input plus the decoder's change (:func:`residual_output`)."""
+        return getattr(self.config, "edit_output", "decoded") == "residual"
 
     def decode_traversal(self, code: Code, dim: int, values) -> Tensor:
         """(N, V, C, H, W): ``code`` with dimension ``dim`` set to each of ``values``, decoded."""

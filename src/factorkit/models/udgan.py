@@ -36,7 +36,9 @@ inverter E (same trunk as D, N_A outputs) as a third player on G's own samples, 
 Why an encoder first: one forward pass per image keeps the web editor interactive and lets
 ``evaluate`` invert thousands of images; the optional refinement buys back identity where the
 encoder's guess is off, at a cost chosen per call. ``encode`` returns the inverted knobs, so
-``traverse``/``set_dimensions`` move one knob of a user's image.
+``traverse``/``set_dimensions`` move one knob of a user's image. ``edit_output=residual`` returns
+the input plus the change the knob makes, x + G(q') − G(q̂), so what the inversion misses of the
+face stays (the switch of IFcVAE-GAN and DNA-GAN; samples are unaffected).
 
 Networks (Table 5): FC → width × 4 × 4, then [ConvT 3×3 s2, Conv 3×3] per doubling up to the image
 size, Conv 1×1 to the channels; LeakyReLU(0.2) after every layer but the last, no normalisation,
@@ -205,6 +207,7 @@ class UDGAN(Model):
         inversion: Literal["encoder", "none"] = "encoder"  # real-image editing (ours, see the module doc)
         invert_steps: nonnegative() = 0  # gradient steps refining E's guess on ‖G(q) − x‖² in encode
         invert_lr: positive(float) = 0.05
+        edit_output: Literal["decoded", "residual"] = "decoded"  # real images: G(q') | x + G(q') − G(q̂) (base doc)
         colour_pixels: positive() = 64  # avgcolor: pixels sampled once (Appendix B does not say how many)
 
     def __init__(self, config: "UDGAN.Config", info) -> None:
