@@ -10,7 +10,9 @@ on an edit as on the input. Its bar is 0.95. This script scores editors whose ou
 - ``input``: the input itself (identity 1 by construction) and the input blurred by a Gaussian of
   σ = 0.5, 1 and 1.5 pixels, or with Gaussian noise of std 0.02 / 0.05 — how much of the metric a
   reconstruction loses to blur or noise alone, with no change of who the face is;
-- per factor, which of the 13 the judge stops agreeing on first.
+- per factor, which of the 13 the judge stops agreeing on first;
+- the PSNR of the unedited input against each true counterfactual: what an editor that changes
+  nothing scores on the counterfactual metric (the null a residual edit must beat).
 
 No training; the cached faces judge (trained on first use). Prints a markdown table.
 """
@@ -24,6 +26,7 @@ import torch
 
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
+from factorkit.metrics.images import psnr
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -67,16 +70,17 @@ def main() -> None:
         p = judge.probabilities(flipped)[:, a].numpy() > 0.5
         ok = float((p == (1 - attrs[:, a] > 0.5)).mean())
         low = sorted(per.items(), key=lambda kv: kv[1])[:3]
-        print(f"| truth, {name} flipped (judge reads the flip: {ok:.3f}) | {mean:.3f} | "
-              + ", ".join(f"{k} {v:.3f}" for k, v in low) + " |")
+        null = float(psnr(flipped, x).mean())
+        print(f"| truth, {name} flipped (judge reads the flip: {ok:.3f}; the unedited input's PSNR against it: "
+              f"{null:.2f} dB) | {mean:.3f} | " + ", ".join(f"{k} {v:.3f}" for k, v in low) + " |")
     for label, y in [("input blurred, σ = 0.5 px", blur(x, 0.5)), ("input blurred, σ = 1 px", blur(x, 1.0)),
                      ("input blurred, σ = 1.5 px", blur(x, 1.5)),
                      ("input + noise, std 0.02", x + 0.02 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))),
                      ("input + noise, std 0.05", x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)))]:
         mean, per = agreement(y, None)
-        psnr = float(-10 * torch.log10(((y.clamp(0, 1) - x) ** 2).mean()))
+        db = float(psnr(x, y).mean())
         low = sorted(per.items(), key=lambda kv: kv[1])[:3]
-        print(f"| {label} (PSNR {psnr:.1f} dB) | {mean:.3f} (all 14) | " + ", ".join(f"{k} {v:.3f}" for k, v in low) + " |")
+        print(f"| {label} (PSNR {db:.1f} dB) | {mean:.3f} (all 14) | " + ", ".join(f"{k} {v:.3f}" for k, v in low) + " |")
 
 
 if __name__ == "__main__":

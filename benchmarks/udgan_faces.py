@@ -13,7 +13,8 @@ the real-vs-real reference) and the knob table of ``udgan_shapes.knob_effects``.
 ``--invert-steps``), then the knob the judge finds most tied to an attribute is set to −1 and +1;
 the judge reads input, reconstruction and both edits (attribute probabilities and every factor);
 identity-retention = the share of the identity factors read the same in the edit as in the
-reconstruction. Grids: rows = faces; columns = input, reconstruction, knob at −1, 0, +1.
+reconstruction (and, for ``edit_output=residual``'s x + G(q') − G(q̂), as on the input). Grids: rows
+= faces; columns = input, reconstruction, knob at −1, 0, +1, then the residual edits at −1 and +1.
 """
 
 from __future__ import annotations
@@ -45,26 +46,32 @@ ROWS = {
 
 @torch.no_grad()
 def real_image_edit(model, test, judge, knob: int, n: int, out_png: Path) -> dict:
-    """Invert ``n`` test faces, set ``knob`` to −1 / 0 / +1; the judge's readings and identity kept."""
+    """Invert ``n`` test faces, set ``knob`` to −1 / 0 / +1; the judge's readings and identity kept,
+    for the decoded edits G(q') and for ``edit_output=residual``'s x + G(q') − G(q̂)."""
     x = test.images_at(np.arange(n))
-    q = model.encode(x).tensor
+    q = model.encode(x).tensor.detach()
     rec = model.decode(fk.models.base.Code(q))
     edits = {}
     for v in (-1.0, 0.0, 1.0):
         t = q.clone()
         t[:, knob] = v
         edits[v] = model.decode(fk.models.base.Code(t))
-    grids.save_png(grids.grid(torch.stack([x, rec, edits[-1.0], edits[0.0], edits[1.0]], 1)), out_png)
+    res = {v: fk.models.base.residual_output(x, e, rec) for v, e in edits.items()}
+    grids.save_png(grids.grid(torch.stack([x, rec, edits[-1.0], edits[0.0], edits[1.0], res[-1.0], res[1.0]], 1)), out_png)
     names = list(test.info.attributes)
     identity = [j for j, f in enumerate(test.info.factors) if f.name not in names]
-    views = {"input": x, "reconstruction": rec, "-1": edits[-1.0], "+1": edits[1.0]}
+    views = {"input": x, "reconstruction": rec, "-1": edits[-1.0], "+1": edits[1.0],
+             "residual -1": res[-1.0], "residual +1": res[1.0]}
     read = {k: judge.read(v) for k, v in views.items()}
     probs = {k: judge.probabilities(v).mean(0) for k, v in views.items()}
     kept = {k: float((read[k][:, identity] == read["reconstruction"][:, identity]).float().mean()) for k in ("-1", "+1")}
+    kept_res = {k: float((read[k][:, identity] == read["input"][:, identity]).float().mean())
+                for k in ("residual -1", "residual +1")}
     rec_kept = float((read["reconstruction"][:, identity] == read["input"][:, identity]).float().mean())
     return {"knob": knob, "grid": str(out_png),
             "attributes": {k: {a: round(float(p[i]), 3) for i, a in enumerate(names)} for k, p in probs.items()},
-            "identity_kept_vs_reconstruction": kept, "reconstruction_identity_vs_input": rec_kept}
+            "identity_kept_vs_reconstruction": kept, "reconstruction_identity_vs_input": rec_kept,
+            "residual_identity_kept_vs_input": kept_res}
 
 
 def main() -> None:
@@ -77,6 +84,7 @@ def main() -> None:
     ap.add_argument("--fd-samples", type=int, default=2000)
     ap.add_argument("--edit-faces", type=int, default=8)
     ap.add_argument("--invert-steps", type=int, default=0)
+    ap.add_argument("--edit-only", action="store_true", help="reuse trained rows and their scores; redo only the real-image edit")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +95,18 @@ def main() -> None:
     wanted = [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]  # in the order given
     for name in wanted:
         model_name, overrides = ROWS[name]
+        if args.edit_only:
+            row = results["rows"][name]
+            if model_name.startswith("udgan"):
+                model = fk.load(row["run"])
+                model.config.invert_steps = args.invert_steps
+                attrs = set(test.info.attributes)
+                tied = max(row["knobs"], key=lambda k: max(v for f, v in k["moves"].items() if f in attrs))
+                row["edit"] = real_image_edit(model, test, judge, tied["knob"], args.edit_faces,
+                                              Path(row["run"]) / "real_image_edit.png")
+                results_path.write_text(json.dumps(results, indent=1))
+                print(f"{name}: real-image edit, knob {tied['knob']}: {json.dumps(row['edit'])}")
+            continue
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)
         model = fk.load(row["run"])
         metrics = ["attr-projection"] + (["judge-fd"] if model.supports("sample") else [])
