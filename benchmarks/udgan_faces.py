@@ -74,6 +74,14 @@ def real_image_edit(model, test, judge, knob: int, n: int, out_png: Path) -> dic
             "residual_identity_kept_vs_input": kept_res}
 
 
+@torch.no_grad()
+def knob_grid(model, out_png: Path) -> str:
+    """One row per knob: one draw with that knob swept from −1 to 1 (7 columns)."""
+    g = torch.Generator().manual_seed(0)
+    strips = torch.cat([model.traverse_samples(1, k, torch.linspace(-1, 1, 7), g) for k in range(model.sample_code(1).dim)])
+    return str(grids.save_png(grids.grid(strips), out_png))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -97,6 +105,9 @@ def main() -> None:
         model_name, overrides = ROWS[name]
         if args.edit_only:
             row = results["rows"][name]
+            if "knobs" in row:
+                row["traversals"] = knob_grid(fk.load(row["run"]), Path(row["run"]) / "knob_traversals.png")
+                results_path.write_text(json.dumps(results, indent=1))
             if model_name.startswith("udgan"):
                 model = fk.load(row["run"])
                 model.config.invert_steps = args.invert_steps
@@ -116,6 +127,7 @@ def main() -> None:
         row.update(metrics=record["metrics"], floors=record["floors"], reference=record["reference"])
         if model.supports("sample"):
             row["knobs"] = knob_effects(model, judge, train.info, args.knob_samples)
+            row["traversals"] = knob_grid(model, Path(row["run"]) / "knob_traversals.png")
         if model_name.startswith("udgan"):
             model.config.invert_steps = args.invert_steps
             attrs = set(test.info.attributes)
