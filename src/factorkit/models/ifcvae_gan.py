@@ -37,7 +37,7 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   encoder can raise it without limit by blowing up σ of ẑ so that A_ψ's logits saturate, and with a
   small α (0.005) the fast preset did exactly that (KL 10³¹ by step 260, decoder ignoring ŷ;
   docs/results.md §11). Confusion is minimal when A_ψ is at chance, which is eq. 6's intent.
-* ``edit_output=residual`` (ours, not in the paper or code; the ``fast`` preset's): the edit is
+* ``edit_output=residual`` (ours, not in the paper or code; off in both presets): the edit is
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 
