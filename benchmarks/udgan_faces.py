@@ -33,7 +33,7 @@ from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.viz import grids
 
 sys.path.insert(0, str(Path(__file__).parent))
-from udgan_shapes import knob_effects, train_row  # noqa: E402
+from udgan_shapes import knob_effects, knob_grid, train_row  # noqa: E402
 
 ROWS = {
     "β-VAE": ("betavae", {"beta": 4.0}),
@@ -74,12 +74,9 @@ def real_image_edit(model, test, judge, knob: int, n: int, out_png: Path) -> dic
             "residual_identity_kept_vs_input": kept_res}
 
 
-@torch.no_grad()
-def knob_grid(model, out_png: Path) -> str:
-    """One row per knob: one draw with that knob swept from −1 to 1 (7 columns)."""
-    g = torch.Generator().manual_seed(0)
-    strips = torch.cat([model.traverse_samples(1, k, torch.linspace(-1, 1, 7), g) for k in range(model.sample_code(1).dim)])
-    return str(grids.save_png(grids.grid(strips), out_png))
+def tied_knob(row: dict, attributes) -> int:
+    """The knob whose sweep moves an attribute's reading most (the knob table's)."""
+    return max(row["knobs"], key=lambda k: max(v for f, v in k["moves"].items() if f in attributes))["knob"]
 
 
 def main() -> None:
@@ -111,12 +108,11 @@ def main() -> None:
             if model_name.startswith("udgan"):
                 model = fk.load(row["run"])
                 model.config.invert_steps = args.invert_steps
-                attrs = set(test.info.attributes)
-                tied = max(row["knobs"], key=lambda k: max(v for f, v in k["moves"].items() if f in attrs))
-                row["edit"] = real_image_edit(model, test, judge, tied["knob"], args.edit_faces,
+                knob = tied_knob(row, set(test.info.attributes))
+                row["edit"] = real_image_edit(model, test, judge, knob, args.edit_faces,
                                               Path(row["run"]) / "real_image_edit.png")
                 results_path.write_text(json.dumps(results, indent=1))
-                print(f"{name}: real-image edit, knob {tied['knob']}: {json.dumps(row['edit'])}")
+                print(f"{name}: real-image edit, knob {knob}: {json.dumps(row['edit'])}")
             continue
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)
         model = fk.load(row["run"])
@@ -130,9 +126,7 @@ def main() -> None:
             row["traversals"] = knob_grid(model, Path(row["run"]) / "knob_traversals.png")
         if model_name.startswith("udgan"):
             model.config.invert_steps = args.invert_steps
-            attrs = set(test.info.attributes)
-            tied = max(row["knobs"], key=lambda k: max(v for f, v in k["moves"].items() if f in attrs))
-            row["edit"] = real_image_edit(model, test, judge, tied["knob"], args.edit_faces,
+            row["edit"] = real_image_edit(model, test, judge, tied_knob(row, set(test.info.attributes)), args.edit_faces,
                                           Path(row["run"]) / "real_image_edit.png")
         results.setdefault("rows", {})[name] = row
         results_path.write_text(json.dumps(results, indent=1))

@@ -81,6 +81,14 @@ def knob_effects(model, judge, info, samples: int, seed: int = 0) -> list[dict]:
     return out
 
 
+@torch.no_grad()
+def knob_grid(model, out_png: Path) -> str:
+    """One row per knob: one draw with that knob swept from −1 to 1 (7 columns)."""
+    g = torch.Generator().manual_seed(0)
+    strips = torch.cat([model.traverse_samples(1, k, torch.linspace(-1, 1, 7), g) for k in range(model.sample_code(1).dim)])
+    return str(grids.save_png(grids.grid(strips), out_png))
+
+
 def train_row(name: str, model_name: str, overrides: dict, train, out: Path, steps: int, batch: int) -> dict:
     run = out / name.replace(" ", "").replace("β", "beta")
     if (run / "model.safetensors").is_file():
@@ -129,11 +137,7 @@ def main() -> None:
         row.update(metrics=record["metrics"], floors=record["floors"], seconds=record["seconds"])
         if model.supports("sample"):
             row["knobs"] = knob_effects(model, judge, train.info, args.knob_samples)
-            g = torch.Generator().manual_seed(0)
-            strips = torch.cat([model.traverse_samples(1, k, torch.linspace(-1, 1, 7), g)
-                                for k in range(model.sample_code(1).dim)])
-            png = grids.save_png(grids.grid(strips), Path(row["run"]) / "knob_traversals.png")
-            row["traversals"] = str(png)
+            row["traversals"] = knob_grid(model, Path(row["run"]) / "knob_traversals.png")
         results.setdefault("rows", {})[name] = row
         results_path.write_text(json.dumps(results, indent=1))
         m, f = record["metrics"], record["floors"]

@@ -526,8 +526,12 @@ class DNAGAN(Model):
                 b1[:, s], a2[:, s] = 0.0, 0.0
             else:
                 a2[:, s] = hb[:, s]
-        return {"A1": self._output(images_a, ha, a1), "B1": self._output(images_b, hb, b1),
-                "A2": self._output(images_a, ha, a2), "B2": self._output(images_b, hb, b2)}
+        kids = dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in (a1, b1, a2, b2))))
+        if self.config.edit_output == "residual":  # A1 is A's reconstruction; B's is decoded once
+            rec = {"A": kids["A1"], "B": self._decode_latent(hb)}
+            x = {"A": self.check_images(images_a), "B": self.check_images(images_b)}
+            kids = {k: residual_output(x[k[0]], v, rec[k[0]]) for k, v in kids.items()}
+        return kids
 
     def _references(self, j: int, reference: Tensor | None, n: int) -> tuple[Tensor, Tensor | float]:
         """(on, off): piece j with the attribute — the reference image's, or the prototype — and the
