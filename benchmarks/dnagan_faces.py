@@ -16,6 +16,11 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
 * ``recipient-labels`` — the critic told each child its own labels with attribute i set
   (``critic_labels=recipient``) instead of the donor's whole label vector (the code);
 * ``recipient-gan4`` — the same with the children's adversarial term weighted 4 (``lambda_gan=4``).
+* ``residual-children`` — ELEGANT's residual children (``children=residual``: the critic judges each
+  child as its parent plus the decoder's change), recipient labels, residual edits;
+  ``residual-children-ns`` the same with the paper's non-saturating GAN (as ELEGANT's BCE);
+  ``residual-children-donor`` with the code's donor labels; ``residual-children-projection`` with a
+  projection critic (``critic_condition=projection``).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -52,6 +57,12 @@ ROWS: dict[str, dict] = {
     "random_pairs": {"schedule": "random_pairs"},
     "recipient-labels": {"critic_labels": "recipient"},
     "recipient-gan4": {"critic_labels": "recipient", "lambda_gan": 4.0},
+    "residual-children": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual"},
+    "residual-children-ns": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
+                             "gan": "nonsaturating"},
+    "residual-children-donor": {"children": "residual", "edit_output": "residual"},
+    "residual-children-projection": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
+                                     "critic_condition": "projection"},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 

@@ -3,6 +3,7 @@ the edit back as the input plus the decoder's change keep identity, and does the
 
     python benchmarks/residual_edits.py --model ifcvae-gan --out runs/bench-residual/ifcvae --steps 3000
     python benchmarks/residual_edits.py --model dna-gan --out runs/bench-residual/dnagan --steps 6000
+    python benchmarks/residual_edits.py --model ifcvae-gan --out runs/bench-residual/ifcvae-mean --set aux_input=mean
 
 Trains the model's ``fast`` preset on faces (seed 0; or reuses ``OUT/run``), then scores the *same
 weights* twice — the switch only changes what an edit returns, not training:
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 import factorkit as fk
 from factorkit.demo import DEMO_TRAIN
@@ -38,16 +40,19 @@ from factorkit.viz import grids
 MODES = ("decoded", "residual")
 
 
-def train(model_name: str, run: Path, steps: int) -> dict:
+def train(model_name: str, run: Path, steps: int, overrides: dict) -> dict:
     cost_file = run / "cost.json"
     if cost_file.is_file():
-        return json.loads(cost_file.read_text())
+        cost = json.loads(cost_file.read_text())
+        if cost.get("overrides", {}) != overrides:
+            raise SystemExit(f"{run} was trained with {cost.get('overrides', {})}, not {overrides}: use another --out")
+        return cost
     data = fk.data.load("faces", "train")
-    model = fk.models.build(model_name, data, preset="fast", seed=0)
+    model = fk.models.build(model_name, data, preset="fast", seed=0, **overrides)
     t0 = time.perf_counter()
     fk.train(model, data, steps=steps, out=run, **{**DEMO_TRAIN, "checkpoint_every": 1000, "image_every": steps},
              progress=False)
-    cost = {"model": model_name, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
+    cost = {"model": model_name, "overrides": overrides, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
             "threads": torch.get_num_threads()}
     cost["steps_per_s"] = round(steps / cost["train_s"], 2)
     cost_file.write_text(json.dumps(cost, indent=1))
@@ -92,12 +97,20 @@ def main() -> None:
     ap.add_argument("--model", choices=["ifcvae-gan", "dna-gan"], required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=None, help="default: the fast preset's")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model config value over the fast preset (e.g. --set aux_input=mean); repeatable")
     args = ap.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key.removeprefix("model.")] = yaml.safe_load(value)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test, train_data = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     steps = args.steps or {"ifcvae-gan": 3000, "dna-gan": 6000}[args.model]
-    cost = train(args.model, out / "run", steps)
+    cost = train(args.model, out / "run", steps, overrides)
     judge, _ = evaluation_classifier(train_data, test)
     results = {"cost": cost}
     for mode in MODES:
@@ -108,7 +121,8 @@ def main() -> None:
         grid(model, test, out / f"grid-{mode}.png")
         print(f"{mode}: scored in {time.perf_counter() - t0:.0f} s", flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"\n{args.model}, fast preset, {cost['steps']} steps in {cost['train_s'] / 60:.1f} min ({cost['steps_per_s']} steps/s)\n")
+    print(f"\n{args.model}, fast preset {overrides or ''}, {cost['steps']} steps in {cost['train_s'] / 60:.1f} min "
+          f"({cost['steps_per_s']} steps/s)\n")
     if args.model == "dna-gan":
         print("| attribute | edit output | B2 add: success | closer | identity (recon) | A2 remove: success | closer | identity (recon) |")
         print("|---|---|---|---|---|---|---|---|")

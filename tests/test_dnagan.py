@@ -553,3 +553,53 @@ def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
     torch.testing.assert_close(b_new, (b + d_b - rec_b).clamp(0, 1))
     torch.testing.assert_close(a_new, (a + d_a - rec_a).clamp(0, 1))
     torch.testing.assert_close(residual.edit(b, "Bangs", 0.0), (b + decoded.edit(b, "Bangs", 0.0) - rec_b).clamp(0, 1))
+
+
+def test_residual_children_are_the_parent_plus_the_change_of_the_decode(faces):
+    decoded = build(faces, schedule="cyclic")
+    residual = build(faces, schedule="cyclic", children="residual")
+    residual.load_state_dict(decoded.state_dict())
+    pairs = decoded.pairs(pair_batch(decoded, faces, 1), 1)
+    p = pairs[0]
+    plain, kids = decoded.breed(pairs)[0], residual.breed(pairs)[0]
+    for name in ("A1", "B1"):  # the reconstruction term's images are unchanged
+        torch.testing.assert_close(kids[name], plain[name])
+    torch.testing.assert_close(kids["A2"], (p.xa + plain["A2"] - plain["A1"]).clamp(-1, 1))
+    torch.testing.assert_close(kids["B2"], (p.xb + plain["B2"] - plain["B1"]).clamp(-1, 1))
+    # a child whose decode equals its parent's is its parent, exactly
+    same = residual.residual_children(p, plain["A1"], plain["B1"], plain["A1"], plain["B1"])
+    torch.testing.assert_close(same[0], p.xa)
+    torch.testing.assert_close(same[1], p.xb)
+    # the critic trains only the difference: shifting both decodes alike leaves the child unchanged,
+    # so the gradient of any loss on the child is opposite on the baseline and the child's decode
+    a1 = plain["A1"].detach().clone().requires_grad_()
+    a2 = plain["A2"].detach().clone().requires_grad_()
+    a2_res, _ = residual.residual_children(p, a1, plain["B1"].detach(), a2, plain["B2"].detach())
+    (a2_res * torch.randn_like(a2_res)).sum().backward()
+    torch.testing.assert_close(a1.grad, -a2.grad)
+    assert a2.grad.abs().sum() > 0
+
+
+def test_the_projection_critic_scores_the_features_plus_their_projection_on_the_labels(faces):
+    model = build(faces, critic_condition="projection").eval()
+    critic = model.critic
+    assert critic.net[0].in_channels == 3  # no label planes
+    x = faces.images_at(np.arange(4)) * 2 - 1
+    y = torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
+    with torch.no_grad():
+        phi = critic.net[:-1](x)
+        scores = critic(x, y)
+        w, v = critic.net[-1], critic.projection.weight.view(3, 3, -1)
+        for i in range(4):
+            signs = y[i] * 2 - 1
+            for j in range(3):
+                hand = w.weight[j] @ phi[i] + w.bias[j] + sum(signs[k] * (v[j, k] @ phi[i]) for k in range(3))
+                torch.testing.assert_close(scores[i, j], hand, rtol=1e-4, atol=1e-5)
+        # flipping label k moves score j by exactly twice the projection's (j, k) reading
+        flipped = y.clone()
+        flipped[:, 1] = 1 - flipped[:, 1]
+        moved = critic(x, flipped) - scores
+        expect = -2 * (y[:, 1] * 2 - 1)[:, None] * torch.einsum("jd,nd->nj", v[:, 1], phi)
+        torch.testing.assert_close(moved, expect, rtol=1e-4, atol=1e-5)
+    # clipping reaches the projection too (WGAN): every critic parameter, as §1.5 asks
+    assert any(p is critic.projection.weight for p in critic.parameters())

@@ -51,6 +51,14 @@ second image; the prototype lets every edit metric run on one image; under ``ann
 ``edit_output=residual`` (ours; not in the paper or the code): ``swap``, ``crossbreed``, ``edit`` and
 ``edit_many`` return the input plus the decoder's change, x + (D(h') − D(h)), so details the
 autoencoder blurs are kept (docs/results.md §10, §12); ``decoded`` (the paper) returns D(h').
+``children=residual`` (ours, after the same authors' follow-up ELEGANT, Xiao, Hong & Ma, ECCV 2018,
+whose generator outputs a residual image added to its input): the critic judges each child as its
+parent plus the change its new latent makes, A2 = A + (Dec(h_A2) − A1) and B2 = B + (Dec(h_B2) − B1)
+(``residual_children``), so training sees what ``edit_output=residual`` returns; the reconstruction
+term (eq. 3) is unchanged. With ``decoded`` (the paper)
+the children are the decodes themselves, which the critic alone trains (results §12: noisy children,
+identity lost). Edits of such a model should be read with ``edit_output=residual``; at test time the
+baseline is the input's plain decode D(h), in training B's is B1 (piece i as eq. 3 reconstructs it).
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -124,20 +132,33 @@ class Decoder(nn.Module):
 
 class Critic(nn.Module):
     """D, shared over attributes: [image, labels tiled on n planes] → conv k4 s2 to f (no BN), 2f,
-    4f, 4f (BN), LReLU, then FC → one score per attribute (no sigmoid)."""
+    4f, 4f (BN), LReLU, then FC → one score per attribute (no sigmoid).
 
-    def __init__(self, channels: int, size: int, f: int, n_attr: int) -> None:
+    ``condition=projection`` (ours, after Miyato & Koyama's projection discriminator, ICLR 2018):
+    no label planes; the features φ(x) give s = W φ(x) + (V φ(x))·y, where V φ(x) is an n × n
+    matrix and y the ±1 label vector, so score j reads the attributes from the image and compares
+    them with the labels directly instead of through the first convolution."""
+
+    def __init__(self, channels: int, size: int, f: int, n_attr: int, condition: str = "planes") -> None:
         super().__init__()
-        self.net = nn.Sequential(*conv_block(channels + n_attr, f, 4, 2, 1, act="lrelu", bias=False),
+        self.condition, self.n_attr = condition, n_attr
+        planes = n_attr if condition == "planes" else 0
+        self.net = nn.Sequential(*conv_block(channels + planes, f, 4, 2, 1, act="lrelu", bias=False),
                                  *conv_block(f, 2 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
                                  *conv_block(2 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
                                  *conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
                                  nn.Flatten(), nn.Linear(4 * f * (size // 16) ** 2, n_attr))
+        if condition == "projection":
+            self.projection = nn.Linear(4 * f * (size // 16) ** 2, n_attr * n_attr, bias=False)
         _init(self)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
-        planes = (labels * 2 - 1)[:, :, None, None].expand(-1, -1, *x.shape[2:])  # the code's raw ±1 labels
-        return self.net(torch.cat([x, planes.to(x.dtype)], 1))
+        signs = (labels * 2 - 1).to(x.dtype)  # the code's raw ±1 labels
+        if self.condition == "planes":
+            return self.net(torch.cat([x, signs[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1))
+        phi = self.net[:-1](x)
+        v = self.projection(phi).view(len(x), self.n_attr, self.n_attr)
+        return self.net[-1](phi) + (v @ signs[:, :, None]).squeeze(2)
 
 
 @dataclass
@@ -177,6 +198,8 @@ class DNAGAN(Model):
         critic_labels: Literal["donor", "recipient"] = "donor"  # the code | ours (see the module doc)
         prototype_momentum: fraction() = 0.99  # running mean of each piece over the training A's
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
+        children: Literal["decoded", "residual"] = "decoded"  # the paper | ELEGANT's residual children (module doc)
+        critic_condition: Literal["planes", "projection"] = "planes"  # the paper's label planes | ours (Critic)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -194,7 +217,7 @@ class DNAGAN(Model):
         self.latent_shape = (latent, info.size // 8, info.size // 8)
         self.encoder = Encoder(info.channels, c.width)
         self.decoder = Decoder(info.channels, c.width)
-        self.critic = Critic(info.channels, info.size, c.width, n)
+        self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition)
         # running means of each piece over the training A's (attribute on) and B's (off): edit references
         self.register_buffer("prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
         self.register_buffer("off_prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
@@ -330,11 +353,22 @@ class DNAGAN(Model):
             ebs.append(eb)
         images = self.decoder(torch.cat(latents))
         out, at = [], 0
-        for b, ea, eb in zip(sizes, eas, ebs):
+        for p, b, ea, eb in zip(pairs, sizes, eas, ebs):
             a1, b1, a2, b2 = images[at:at + 4 * b].split(b)
             at += 4 * b
+            if self.config.children == "residual":
+                a2, b2 = self.residual_children(p, a1, b1, a2, b2)
             out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, "ea": ea, "eb": eb})
         return out
+
+    @staticmethod
+    def residual_children(p: Pair, a1: Tensor, b1: Tensor, a2: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
+        """``children=residual``: A2 = A + (Dec(h_A2) − A1), B2 = B + (Dec(h_B2) − B1), in [−1, 1]: each
+        child is its parent plus the change its new latent makes to the parent's own decode (B1 is B's
+        decode with piece i as eq. 3 reconstructs it). The gradient flows through both decodes, so the
+        critic trains only the difference: a shift of every decode alike cancels (with the baseline
+        detached, the critic's push moved every decode and the reconstruction fell apart, results §12)."""
+        return (p.xa + a2 - a1).clamp(-1, 1), (p.xb + b2 - b1).clamp(-1, 1)
 
     def child_labels(self, p: Pair) -> tuple[Tensor, Tensor]:
         """What the critic is told B2 and A2 are (``critic_labels``)."""
