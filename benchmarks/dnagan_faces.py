@@ -20,7 +20,8 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
   child as its parent plus the decoder's change), recipient labels, residual edits;
   ``residual-children-ns`` the same with the paper's non-saturating GAN (as ELEGANT's BCE);
   ``residual-children-donor`` with the code's donor labels; ``residual-children-projection`` with a
-  projection critic (``critic_condition=projection``).
+  projection critic (``critic_condition=projection``); ``residual-children-c5`` with five critic steps
+  per generator step (WGAN's n_critic; the code runs one).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -63,6 +64,8 @@ ROWS: dict[str, dict] = {
     "residual-children-donor": {"children": "residual", "edit_output": "residual"},
     "residual-children-projection": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
                                      "critic_condition": "projection"},
+    "residual-children-c5": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
+                             "critic_steps": 5},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
@@ -155,17 +158,19 @@ def summary(results: dict) -> list[str]:
         lines += [f"\n### {row} — {c['schedule']}, {c['steps']} steps, {c['train_s'] / 60:.1f} min ({c['steps_per_s']} steps/s), "
                   f"batch {c['batch_size']} per stream, pieces {c['piece_channels']} of {c['latent_channels']} channels",
                   f"reconstruction PSNR {m['psnr']:.2f} dB", "",
-                  "| attribute | B2 add: success | closer | PSNR (recon) | identity (recon) | A2 remove: success | closer "
-                  "| PSNR (recon) | identity (recon) | N | judge acc. |",
+                  "| attribute | B2 add: success | closer (than input) | PSNR (recon; input) | identity (recon) | A2 remove: success "
+                  "| closer (than input) | PSNR (recon; input) | identity (recon) | N | judge acc. |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for a in c["attributes"]:
             s = m[a]
-            lines.append(
-                f"| {a} | {s['add.success']:.3f} | {s['add.closer']:.3f} | {s['add.psnr']:.2f} ({s['add.psnr_reconstruction']:.2f}) | "
-                f"{s['add.identity']:.3f} ({s['add.identity_reconstruction']:.3f}) | {s['remove.success']:.3f} | "
-                f"{s['remove.closer']:.3f} | {s['remove.psnr']:.2f} ({s['remove.psnr_reconstruction']:.2f}) | "
-                f"{s['remove.identity']:.3f} ({s['remove.identity_reconstruction']:.3f}) | {s['n']} | "
-                f"{m['judge_accuracy'].get(a) or float('nan'):.3f} |")
+            cells = []
+            for d in ("add", "remove"):
+                vs_input = f" ({s[d + '.closer_input']:.3f})" if d + ".closer_input" in s else ""
+                p_input = f"; {s[d + '.psnr_input']:.2f}" if d + ".psnr_input" in s else ""
+                cells.append(f"{s[d + '.success']:.3f} | {s[d + '.closer']:.3f}{vs_input} | {s[d + '.psnr']:.2f} "
+                             f"({s[d + '.psnr_reconstruction']:.2f}{p_input}) | {s[d + '.identity']:.3f} "
+                             f"({s[d + '.identity_reconstruction']:.3f})")
+            lines.append(f"| {a} | {cells[0]} | {cells[1]} | {s['n']} | {m['judge_accuracy'].get(a) or float('nan'):.3f} |")
     return lines
 
 

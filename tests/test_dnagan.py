@@ -446,7 +446,7 @@ def test_cli_train_evaluate_swap_edit_and_report(tmp_path, capsys):
     assert "dna-gan edits only Smiling, Eyeglasses" in capsys.readouterr().err
     record["metrics"].update({f"pair-swap.Smiling.{d}.{k}": 0.5 for d in ("add", "remove")
                               for k in ("success", "closer", "psnr", "psnr_reconstruction", "identity",
-                                        "identity_reconstruction")})
+                                        "identity_reconstruction", "closer_input", "psnr_input")})
     record["metrics"]["pair-swap.Smiling.n"] = 10
     (out / "metrics.json").write_text(json.dumps(record))
 
@@ -477,7 +477,7 @@ def test_cli_train_evaluate_swap_edit_and_report(tmp_path, capsys):
     page = (out / "report.html").read_text()
     titles = re.findall(r"<section><h2>(.*?)</h2>", page)
     assert "Crossbreeds vs true counterfactuals" in titles and "Swaps" in titles
-    assert "pair-swap (crossbreeds vs the true counterfactuals" in page
+    assert "pair-swap (crossbreeds vs the true counterfactuals" in page and "<th>closer than input</th>" in page
     assert "<h3>Smiling × Eyeglasses</h3>" in page  # Fig. 4's interpolation
 
 
@@ -504,8 +504,9 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
         index[x[i].numpy().tobytes()] = i
 
     class Judge:
-        def read(self, imgs):
-            return torch.as_tensor(np.stack([table[t.numpy().tobytes()][0] for t in imgs]))
+        def read(self, imgs):  # a render it has not seen (a blurred reconstruction) reads as all zeros
+            unseen = (np.zeros_like(factors[0]), None)
+            return torch.as_tensor(np.stack([table.get(t.numpy().tobytes(), unseen)[0] for t in imgs]))
 
         def probabilities(self, imgs):
             return torch.as_tensor(np.stack([table[t.numpy().tobytes()][1] for t in imgs]))
@@ -513,11 +514,11 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
     class Breeder:
         name = "breeder"
 
-        def __init__(self, perfect):
-            self.perfect = perfect
+        def __init__(self, perfect, blur=False):
+            self.perfect, self.blur = perfect, blur
 
         def reconstruct(self, imgs):
-            return imgs
+            return imgs * 0.5 + 0.25 if self.blur else imgs
 
         def crossbreed(self, xa, xb, attribute):
             ia, ib = [index[t.numpy().tobytes()] for t in xa], [index[t.numpy().tobytes()] for t in xb]
@@ -533,6 +534,13 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
         assert good[f"{d}.psnr"] > 60  # the truth itself
         assert bad[f"{d}.success"] == bad[f"{d}.closer"] == 0.0 and bad[f"{d}.identity"] == 1.0
         assert bad[f"{d}.psnr"] == pytest.approx(bad[f"{d}.psnr_reconstruction"])  # the null child is the reconstruction
+        assert good[f"{d}.closer_input"] == 1.0 and bad[f"{d}.closer_input"] == 0.0
+        assert bad[f"{d}.psnr_input"] == pytest.approx(bad[f"{d}.psnr"])  # the null child is the input too
+    # a null residual breeder (children = the inputs) beside a poor reconstruction: nearer the truth
+    # than the reconstruction every time, but never nearer than the input it returned unchanged
+    null = E.pair_swap(Breeder(False, blur=True), test, a_name, Judge(), max_pairs=20)
+    for d in ("add", "remove"):
+        assert null[f"{d}.closer"] == 1.0 and null[f"{d}.closer_input"] == 0.0
     with pytest.raises(UsageError, match="needs a model that breeds attribute pairs"):
         E.pair_swap(object(), test, a_name, Judge())
 

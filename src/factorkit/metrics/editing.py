@@ -289,7 +289,9 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     the attribute) and B (without) give B2 (B with A's piece: should be B's true counterfactual with
     the attribute on) and A2 (A with the piece annihilated: A's with it off). Per direction (``add``
     = B2, ``remove`` = A2): MSE and PSNR against the counterfactual with the plain reconstruction's
-    beside them, ``closer`` = the fraction nearer the counterfactual than the reconstruction is, the
+    beside them, ``closer`` = the fraction nearer the counterfactual than the reconstruction is,
+    ``closer_input`` = nearer than the unedited input (with ``psnr_input``: the null a residual child,
+    which starts from the input, must beat; against the reconstruction it wins for free), the
     judge's ``success`` (attribute read as asked, N and Wilson interval) and ``identity`` (every
     other factor read as on the input), with the reconstruction's identity beside it."""
     from ..errors import UsageError
@@ -326,6 +328,7 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     for label, child, recon, x, rows, value in (("add", kids["B2"], recon_b, xb, rb, 1), ("remove", kids["A2"], recon_a, xa, ra, 0)):
         cf = test_dataset.counterfactual(rows, name, np.full(n, value, dtype=np.int64))
         m_child, m_recon = ((child - cf) ** 2).flatten(1).mean(1), ((recon - cf) ** 2).flatten(1).mean(1)
+        m_input = ((x - cf) ** 2).flatten(1).mean(1)
         hit = p_on(child)[:, k] > 0.5
         s = int(hit.sum()) if value == 1 else int((~hit).sum())
         r_in, r_child, r_rec = (judge.read(t)[:, keep] for t in (x, child, recon))
@@ -333,6 +336,8 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
             f"{label}.mse": float(m_child.mean()), f"{label}.mse_reconstruction": float(m_recon.mean()),
             f"{label}.psnr": float(psnr(cf, child).mean()), f"{label}.psnr_reconstruction": float(psnr(cf, recon).mean()),
             f"{label}.closer": float((m_child < m_recon).float().mean()),
+            f"{label}.psnr_input": float(psnr(cf, x).mean()),
+            f"{label}.closer_input": float((m_child < m_input).float().mean()),
             f"{label}.success": s / n if n else float("nan"), f"{label}.success.ci95": list(wilson_interval(s, n)),
             f"{label}.identity": float((r_child == r_in).float().mean()),
             f"{label}.identity_reconstruction": float((r_rec == r_in).float().mean()),

@@ -179,16 +179,19 @@ def metric_tables(record: dict) -> str:
                 g = lambda key, a=a, d=d: m.get(f"pair-swap.{a}.{d}.{key}", float("nan"))  # noqa: E731
                 cells += (f"<td class='{'good' if g('success') >= 0.9 else 'bad'}'>{_fmt(g('success'))}</td>"
                           f"<td class='{'good' if g('closer') >= 0.9 else 'bad'}'>{_fmt(g('closer'))}</td>"
-                          f"<td>{_fmt(g('psnr'))} ({_fmt(g('psnr_reconstruction'))})</td>"
+                          f"<td>{_fmt(g('closer_input'))}</td>"
+                          f"<td>{_fmt(g('psnr'))} ({_fmt(g('psnr_reconstruction'))}; {_fmt(g('psnr_input'))})</td>"
                           f"<td class='{'good' if g('identity') >= 0.95 else 'bad'}'>{_fmt(g('identity'))} "
                           f"({_fmt(g('identity_reconstruction'))})</td>")
             rows += f"<tr>{cells}<td>{int(m.get(f'pair-swap.{a}.n', 0))}</td></tr>"
-        head = "".join(f"<th>{d}: success</th><th>closer</th><th>PSNR (recon.)</th><th>identity (recon.)</th>"
+        head = "".join(f"<th>{d}: success</th><th>closer</th><th>closer than input</th><th>PSNR (recon.; input)</th>"
+                       "<th>identity (recon.)</th>"
                        for d in ("B2 add", "A2 remove"))
         out.append("<h3>pair-swap (crossbreeds vs the true counterfactuals, read by the judge)</h3><p class='note'>"
                    "B2 = B given A's attribute piece, scored against B's counterfactual with the attribute; A2 = A with "
                    "its piece annihilated, against A's without it. closer = nearer the counterfactual than the plain "
-                   "reconstruction. Bars: success and closer ≥ 0.90, identity ≥ 0.95.</p>"
+                   "reconstruction; closer than input = nearer than the unedited input (the null of a residual child, "
+                   "model.edit_output=residual, which starts from the input). Bars: success and closer ≥ 0.90, identity ≥ 0.95.</p>"
                    f"<table><tr><th>attribute</th>{head}<th>pairs</th></tr>{rows}</table>")
     return "".join(out)
 
