@@ -5,6 +5,7 @@ reads it, traversal grids, and the training cost.
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-shapes --steps 3000
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-shapes --only table7
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-shapes --rows udgan udgan-g --steps 3000
+    python benchmarks/udgan_shapes.py --out runs/bench-udgan-cost --rows udgan-g --steps 3000 --batch 16 --only cost
 
 Rows (Table 1): β-VAE (β = 4), DIP-VAE-I, InfoGAN, UD-GAN, UD-GAN-G (moments), each its fast preset
 with the *same budget*: ``--steps`` steps of ``--batch`` real images, seed 0, one run at a time.
@@ -110,9 +111,17 @@ def main() -> None:
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help=f"row names or models: {', '.join(ROWS)}")
     ap.add_argument("--points", type=int, default=2000, help="interventional metrics' training points")
     ap.add_argument("--knob-samples", type=int, default=32)
-    ap.add_argument("--only", choices=["table7"], help="only Table 7 (no training)")
+    ap.add_argument("--only", choices=["table7", "cost"],
+                    help="table7: only Table 7 (no training); cost: only train the rows and time them (nothing else running)")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.only == "cost":
+        train = fk.data.load("shapes2d", split="train")
+        for name in [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]:
+            row = train_row(name, *ROWS[name], train, out, args.steps, args.batch)
+            print(f"{name}: {args.steps} steps × batch {args.batch} in {row['wall_s'] / 60:.1f} min "
+                  f"({row['steps_per_s']:.2f} steps/s){' (reused)' if row.get('reused') else ''}", flush=True)
+        return
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
