@@ -55,10 +55,11 @@ autoencoder blurs are kept (docs/results.md §10, §12); ``decoded`` (the paper)
 whose generator outputs a residual image added to its input): the critic judges each child as its
 parent plus the change its new latent makes, A2 = A + (Dec(h_A2) − A1) and B2 = B + (Dec(h_B2) − B1)
 (``residual_children``), so training sees what ``edit_output=residual`` returns; the reconstruction
-term (eq. 3) is unchanged. With ``decoded`` (the paper)
-the children are the decodes themselves, which the critic alone trains (results §12: noisy children,
-identity lost). Edits of such a model should be read with ``edit_output=residual``; at test time the
-baseline is the input's plain decode D(h), in training B's is B1 (piece i as eq. 3 reconstructs it).
+term (eq. 3) is unchanged. With ``decoded`` (the paper) the children are the decodes themselves,
+which the critic alone trains (results §12: noisy children, identity lost). Edits of such a model
+should be read with ``edit_output=residual``; at test time the baseline is the input's plain decode
+D(h), in training B's is B1 (piece i as eq. 3 reconstructs it). ``critic_condition=projection``
+(ours): see :class:`Critic`.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
