@@ -50,6 +50,7 @@ from factorkit.metrics.images import psnr
 from factorkit.viz import grids
 
 STEPS = 6000
+RESIDUAL = {"children": "residual", "edit_output": "residual"}  # trained and edited as x + the decoder's change
 ROWS: dict[str, dict] = {
     "main": {},
     "no-annihilation": {"annihilate": False},
@@ -58,14 +59,11 @@ ROWS: dict[str, dict] = {
     "random_pairs": {"schedule": "random_pairs"},
     "recipient-labels": {"critic_labels": "recipient"},
     "recipient-gan4": {"critic_labels": "recipient", "lambda_gan": 4.0},
-    "residual-children": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual"},
-    "residual-children-ns": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
-                             "gan": "nonsaturating"},
-    "residual-children-donor": {"children": "residual", "edit_output": "residual"},
-    "residual-children-projection": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
-                                     "critic_condition": "projection"},
-    "residual-children-c5": {"critic_labels": "recipient", "children": "residual", "edit_output": "residual",
-                             "critic_steps": 5},
+    "residual-children": {**RESIDUAL, "critic_labels": "recipient"},
+    "residual-children-ns": {**RESIDUAL, "critic_labels": "recipient", "gan": "nonsaturating"},
+    "residual-children-donor": RESIDUAL,
+    "residual-children-projection": {**RESIDUAL, "critic_labels": "recipient", "critic_condition": "projection"},
+    "residual-children-c5": {**RESIDUAL, "critic_labels": "recipient", "critic_steps": 5},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 import factorkit as fk
+from factorkit.api import build_run_config
 from factorkit.demo import DEMO_TRAIN
+from factorkit.errors import UsageError
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.editing import pair_swap
 from factorkit.metrics.evaluate import Settings, evaluate
@@ -100,12 +101,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a model config value over the fast preset (e.g. --set aux_input=mean); repeatable")
     args = ap.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            ap.error(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key.removeprefix("model.")] = yaml.safe_load(value)
+    try:  # RunConfig.parse_strings: unknown keys and wrong types are refused, naming the valid ones
+        typed = build_run_config(args.model, "faces").parse_strings(
+            [a if a.startswith("model.") else f"model.{a}" for a in args.set])
+    except UsageError as exc:
+        ap.error(str(exc))
+    overrides = {k.removeprefix("model."): v for k, v in typed.items()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test, train_data = fk.data.load("faces", "test"), fk.data.load("faces", "train")

@@ -33,7 +33,7 @@ from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.viz import grids
 
 sys.path.insert(0, str(Path(__file__).parent))
-from udgan_shapes import knob_effects, knob_grid, train_row  # noqa: E402
+from udgan_shapes import knob_effects, knob_grid, pick_rows, train_row  # noqa: E402
 
 ROWS = {
     "β-VAE": ("betavae", {"beta": 4.0}),
@@ -79,6 +79,18 @@ def tied_knob(row: dict, attributes) -> int:
     return max(row["knobs"], key=lambda k: max(v for f, v in k["moves"].items() if f in attributes))["knob"]
 
 
+def grids_and_edit(name: str, model_name: str, model, row: dict, test, judge, args) -> None:
+    """The knob traversal grid (models that sample) and, for UD-GAN, the real-image edit of the knob
+    most tied to an attribute; written into ``row``."""
+    if "knobs" in row:
+        row["traversals"] = knob_grid(model, Path(row["run"]) / "knob_traversals.png")
+    if model_name.startswith("udgan"):
+        model.config.invert_steps = args.invert_steps
+        knob = tied_knob(row, set(test.info.attributes))
+        row["edit"] = real_image_edit(model, test, judge, knob, args.edit_faces, Path(row["run"]) / "real_image_edit.png")
+        print(f"{name}: real-image edit, knob {knob}: {json.dumps(row['edit'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -97,22 +109,12 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     train, test = fk.data.load("faces", split="train"), fk.data.load("faces", split="test")
     judge, report = evaluation_classifier(train, test)
-    wanted = [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]  # in the order given
-    for name in wanted:
+    for name in pick_rows(args.rows, ROWS):
         model_name, overrides = ROWS[name]
         if args.edit_only:
             row = results["rows"][name]
-            if "knobs" in row:
-                row["traversals"] = knob_grid(fk.load(row["run"]), Path(row["run"]) / "knob_traversals.png")
-                results_path.write_text(json.dumps(results, indent=1))
-            if model_name.startswith("udgan"):
-                model = fk.load(row["run"])
-                model.config.invert_steps = args.invert_steps
-                knob = tied_knob(row, set(test.info.attributes))
-                row["edit"] = real_image_edit(model, test, judge, knob, args.edit_faces,
-                                              Path(row["run"]) / "real_image_edit.png")
-                results_path.write_text(json.dumps(results, indent=1))
-                print(f"{name}: real-image edit, knob {knob}: {json.dumps(row['edit'])}")
+            grids_and_edit(name, model_name, fk.load(row["run"]), row, test, judge, args)
+            results_path.write_text(json.dumps(results, indent=1))
             continue
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)
         model = fk.load(row["run"])
@@ -123,11 +125,7 @@ def main() -> None:
         row.update(metrics=record["metrics"], floors=record["floors"], reference=record["reference"])
         if model.supports("sample"):
             row["knobs"] = knob_effects(model, judge, train.info, args.knob_samples)
-            row["traversals"] = knob_grid(model, Path(row["run"]) / "knob_traversals.png")
-        if model_name.startswith("udgan"):
-            model.config.invert_steps = args.invert_steps
-            row["edit"] = real_image_edit(model, test, judge, tied_knob(row, set(test.info.attributes)), args.edit_faces,
-                                          Path(row["run"]) / "real_image_edit.png")
+        grids_and_edit(name, model_name, model, row, test, judge, args)
         results.setdefault("rows", {})[name] = row
         results_path.write_text(json.dumps(results, indent=1))
         m = record["metrics"]

@@ -90,6 +90,11 @@ def knob_grid(model, out_png: Path) -> str:
     return str(grids.save_png(grids.grid(strips), out_png))
 
 
+def pick_rows(asked: list[str], rows: dict) -> list[str]:
+    """Row names (or their model names) as asked, in the order given."""
+    return [r for a in asked for r in rows if a in (r, rows[r][0])]
+
+
 def train_row(name: str, model_name: str, overrides: dict, train, out: Path, steps: int, batch: int) -> dict:
     run = out / name.replace(" ", "").replace("β", "beta")
     if (run / "model.safetensors").is_file():
@@ -117,7 +122,7 @@ def main() -> None:
     out = Path(args.out)
     if args.only == "cost":
         train = fk.data.load("shapes2d", split="train")
-        for name in [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]:
+        for name in pick_rows(args.rows, ROWS):
             row = train_row(name, *ROWS[name], train, out, args.steps, args.batch)
             print(f"{name}: {args.steps} steps × batch {args.batch} in {row['wall_s'] / 60:.1f} min "
                   f"({row['steps_per_s']:.2f} steps/s){' (reused)' if row.get('reused') else ''}", flush=True)
@@ -136,8 +141,7 @@ def main() -> None:
     results["judge"] = report
     half = max(1, args.points // 2)
     params = {m: {"num_train": args.points, "num_eval": half} for m in ("higgins", "factorvae")}
-    wanted = [r for a in args.rows for r in ROWS if a in (r, ROWS[r][0])]  # in the order given
-    for name in wanted:
+    for name in pick_rows(args.rows, ROWS):
         model_name, overrides = ROWS[name]
         row = train_row(name, model_name, overrides, train, out, args.steps, args.batch)
         model = fk.load(row["run"])
