@@ -443,3 +443,34 @@ def test_confusion_objective_is_bounded_and_replaces_eq_6s_maximisation(faces):
             moved += int(g.abs().sum() > 0)
     assert moved > 0
     assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.aux_objective == "confuse"
+
+
+def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
+    p = torch.tensor([0.5, 0.1, 0.08])
+    logits = torch.tensor([[0.3, -1.0, 2.0]])
+    by_hand = sum(-(pi * math.log(1 / (1 + math.exp(-a))) + (1 - pi) * math.log(1 - 1 / (1 + math.exp(-a))))
+                  for pi, a in zip(p.tolist(), logits[0].tolist())) / 3
+    assert adv.confusion_loss(logits, p).item() == pytest.approx(by_hand)
+    # an adversary that reads nothing outputs the marginal: against p the gradient there is 0, against ½ it is not
+    blind = torch.logit(p).view(1, 3).requires_grad_()
+    assert torch.autograd.grad(adv.confusion_loss(blind, p), blind)[0].abs().max() < 1e-7
+    assert torch.autograd.grad(adv.confusion_loss(blind), blind)[0][0, 1:].abs().min() > 0.05
+    assert adv.confusion_loss(blind, p).item() == pytest.approx(
+        float(-(p * p.log() + (1 - p) * (1 - p).log()).mean()), rel=1e-6)  # its minimum is H(p), not log 2
+
+    model = build(faces, delta_gan=0.0, aux_objective="confuse_prior").train()
+    opt = players(model)
+    seen = []
+    for step in range(3):  # three batches of 7 of the 22 test faces
+        batch = faces.get_batch(np.arange(7 * step, 7 * step + 7))
+        seen.append(model.labels(batch))
+        model.train_step(batch, step, opt)
+    y = torch.cat(seen)
+    torch.testing.assert_close(model.label_prior(), (y.sum(0) + 1) / (len(y) + 2))
+    assert {"label_sum", "label_count"} <= set(model.state_dict())  # saved with the weights: exact resume
+    batch = faces.get_batch(np.arange(16))
+    x, yb = batch["image"], model.labels(batch)
+    f = model.forward_pass(x, yb)
+    assert model.autoencoder_loss(x, yb, f)["aux_enc"].item() == pytest.approx(
+        adv.confusion_loss(model.aux(f["z_aux"]), model.label_prior()).item())
+    assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()

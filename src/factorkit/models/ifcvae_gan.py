@@ -37,6 +37,10 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   encoder can raise it without limit by blowing up σ of ẑ so that A_ψ's logits saturate, and with a
   small α (0.005) the fast preset did exactly that (KL 10³¹ by step 260, decoder ignoring ŷ;
   docs/results.md §11). Confusion is minimal when A_ψ is at chance, which is eq. 6's intent.
+  ``confuse_prior`` (ours): the same cross-entropy against each attribute's marginal rate (a running
+  mean of the training labels) instead of ½. A_ψ that reads nothing from ẑ outputs the marginal, so
+  only this target makes "ẑ carries no y" the encoder's optimum: against ½, with the faces' rates of
+  0.08–0.5, the encoder is pushed on after A_ψ is blind, and ẑ empties (results §11).
 * ``edit_output=residual`` (ours, not in the paper or code; off in both presets): the edit is
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
@@ -182,7 +186,7 @@ class IFcVAEGAN(Model):
         aux_input: Literal["same", "fresh", "mean"] = "same"  # the paper | the code | μ
         d_rmsprop: Literal["paper", "code"] = "paper"  # momentum 0.5 | alpha 0.9 (the code's flag)
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
-        aux_objective: Literal["maximise", "confuse"] = "maximise"  # eq. 6 (E maximises L_aux) | ours, bounded
+        aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
@@ -196,6 +200,9 @@ class IFcVAEGAN(Model):
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
+        if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
+            self.register_buffer("label_sum", torch.zeros(k, dtype=torch.float64))
+            self.register_buffer("label_count", torch.zeros((), dtype=torch.float64))
 
     # --- configuration ---------------------------------------------------------------------
     @classmethod
@@ -316,8 +323,8 @@ class IFcVAEGAN(Model):
         out = {"rec": self.rec_loss(f["rec_logits"], x), "kl": self.kl_loss(f["mu"], f["logvar"]),
                "class": self.class_loss(f["y_logits"], y)}
         aux_logits = self.aux(f["z_aux"])
-        if c.aux_objective == "confuse":  # ours: drive A_ψ to chance, a bounded objective (adversarial.confusion_loss)
-            out["aux_enc"] = adv.confusion_loss(aux_logits)
+        if c.aux_objective.startswith("confuse"):  # ours: drive A_ψ to chance, a bounded objective (adversarial.confusion_loss)
+            out["aux_enc"] = adv.confusion_loss(aux_logits, self.label_prior() if c.aux_objective == "confuse_prior" else 0.5)
             total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] + c.lambda_aux * out["aux_enc"]
         else:  # eq. 6: the encoder maximises L_aux
             out["aux_enc"] = self.aux_loss(aux_logits, y)
@@ -356,8 +363,16 @@ class IFcVAEGAN(Model):
             d_fake = torch.sigmoid(torch.cat([rec, prior])).mean()
         return {"discriminator": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(), "d_fake": d_fake}
 
+    def label_prior(self) -> Tensor:
+        """Each attribute's rate among the training labels seen so far, (Σ y + 1) / (n + 2) (Laplace:
+        never exactly 0 or 1); the target of ``aux_objective=confuse_prior``."""
+        return ((self.label_sum + 1) / (self.label_count + 2)).float()
+
     def train_step(self, batch, step, opt):
         x, y = batch["image"], self.labels(batch)
+        if self.config.aux_objective == "confuse_prior":
+            self.label_sum += y.sum(0).double()
+            self.label_count += len(y)
         f = self.forward_pass(x, y)
         losses = self.autoencoder_step(x, y, f, opt)
         losses.update(self.aux_step(y, f, opt))

@@ -13,8 +13,8 @@ function                  equation
 ``fake_loss``             −log(1 − D(·)) ("labelled fake"), mean or sum over the batch
 ``g_loss``                Goodfellow et al. 2014, §3 (the non-saturating heuristic): −E[log D(G(z))]
 ``confusion_loss``        Tzeng et al. 2015, eq. 3 / Alvi et al. 2018, eq. 4 (domain / label
-                          confusion): the cross-entropy of the adversary's output against the
-                          uniform ½ — bounded below by log 2, reached when the adversary is at chance
+                          confusion): the cross-entropy of the adversary's output against ½ or
+                          the label's marginal p — bounded below by H(p), reached at chance
 ``wgan_critic_loss``      Arjovsky et al. 2017, eq. 3 / Alg. 1 line 5, as a loss:
                           E[f(G(z))] − E[f(x)]
 ``wgan_generator_loss``   Arjovsky et al. 2017, Alg. 1 line 10: −E[f(G(z))]
@@ -60,10 +60,16 @@ def g_loss(fake_logits: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def confusion_loss(logits: Tensor) -> Tensor:
-    """−E[½ log σ(a) + ½ log(1 − σ(a))]: what a feature extractor minimises to leave a binary
-    adversary at chance. Unlike maximising the adversary's own loss it is bounded (≥ log 2)."""
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 0.5))
+def confusion_loss(logits: Tensor, target: Tensor | float = 0.5) -> Tensor:
+    """−E[p log σ(a) + (1 − p) log(1 − σ(a))]: what a feature extractor minimises to leave a binary
+    adversary at chance. Unlike maximising the adversary's own loss it is bounded (≥ H(p)).
+
+    ``target`` p is ½ (Tzeng et al.; Alvi et al., balanced classes) or, per unit, the label's
+    marginal rate: an adversary that reads nothing from the features outputs the marginal, so only
+    with p = the marginal is "the features carry no label" the extractor's optimum. With ½ and an
+    imbalanced label the extractor is pushed on even after the adversary is blind (results §11)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.as_tensor(target, dtype=logits.dtype,
+                                                                       device=logits.device).expand_as(logits))
 
 
 # --- WGAN with weight clipping (Arjovsky et al. 2017) ----------------------------------------------
