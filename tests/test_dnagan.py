@@ -9,6 +9,7 @@ import torch
 
 import factorkit as fk
 from factorkit.data.pairs import AttributePairSampler
+from factorkit.models.dnagan import Pair
 from factorkit.errors import UnsupportedOperation, UsageError
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
@@ -547,15 +548,30 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
 
 def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
     decoded = build(faces).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():  # an untrained decoder draws 0.5 for every latent: give the pieces an effect
+        for q in [*decoded.encoder.parameters(), *decoded.decoder.parameters()]:
+            q.normal_(0, 0.3)
     residual = build(faces, edit_output="residual").eval()
     residual.load_state_dict(decoded.state_dict())
     a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
     rec_a, rec_b = decoded.reconstruct(a), decoded.reconstruct(b)
-    res = residual.crossbreed(a, b, "Smiling")
-    for name, child in decoded.crossbreed(a, b, "Smiling").items():
-        x, rec = (a, rec_a) if name.startswith("A") else (b, rec_b)
+    res, plain = residual.crossbreed(a, b, "Smiling"), decoded.crossbreed(a, b, "Smiling")
+    for name, child in plain.items():  # the baseline is the parent's decode as eq. 3 trains it: A1, B1
+        x, rec = (a, rec_a) if name.startswith("A") else (b, plain["B1"])
         torch.testing.assert_close(res[name], (x + child - rec).clamp(0, 1))
     torch.testing.assert_close(res["A1"], a)  # A's own latent: the input itself, not its blurred reconstruction
+    torch.testing.assert_close(res["B1"], b)
+    assert (plain["B1"] - rec_b).abs().max() > 0.01  # B's plain decode keeps b_i: a different, untrained baseline
+    # the test-time crossbreed is exactly what children=residual trains
+    trained = build(faces, edit_output="residual", children="residual").eval()
+    trained.load_state_dict(decoded.state_dict())
+    j = trained.attr_names.index("Smiling")
+    ones, zeros = torch.ones(3, 3), torch.zeros(3, 3)
+    with torch.no_grad():
+        kids = trained.breed([Pair(j, a * 2 - 1, ones, b * 2 - 1, zeros)])[0]
+    torch.testing.assert_close(res["B2"], (kids["B2"] + 1) / 2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(res["A2"], (kids["A2"] + 1) / 2, rtol=1e-5, atol=1e-5)
     b_new, a_new = residual.swap(a, b, attributes=["Smiling"], both=True)
     d_b, d_a = decoded.swap(a, b, attributes=["Smiling"], both=True)
     torch.testing.assert_close(b_new, (b + d_b - rec_b).clamp(0, 1))
@@ -611,3 +627,45 @@ def test_the_projection_critic_scores_the_features_plus_their_projection_on_the_
         torch.testing.assert_close(moved, expect, rtol=1e-4, atol=1e-5)
     # clipping reaches the projection too (WGAN): every critic parameter, as §1.5 asks
     assert any(p is critic.projection.weight for p in critic.parameters())
+
+
+def test_the_attribute_classifier_asks_each_child_for_the_recipients_labels_with_i_flipped(faces):
+    import torch.nn.functional as F
+    assert not hasattr(build(faces), "classifier")  # off by default: the paper's losses only
+    model = build(faces, schedule="cyclic", gan="nonsaturating", lambda_cls=0.5)
+    pairs = model.pairs(pair_batch(model, faces, 1), 1)
+    p = pairs[0]
+    kids = model.breed(pairs)
+    yb2, ya2 = model.intended_labels(p)
+    assert torch.equal(yb2[:, p.j], torch.ones(len(p.yb))) and torch.equal(ya2[:, p.j], torch.zeros(len(p.ya)))
+    others = [k for k in range(3) if k != p.j]
+    assert torch.equal(yb2[:, others], p.yb[:, others]) and torch.equal(ya2[:, others], p.ya[:, others])
+    with torch.no_grad():
+        lb, la = torch.sigmoid(model.classifier(kids[0]["B2"])), torch.sigmoid(model.classifier(kids[0]["A2"]))
+        hand = -(yb2 * lb.log() + (1 - yb2) * (1 - lb).log()).mean() - (ya2 * la.log() + (1 - ya2) * (1 - la).log()).mean()
+        torch.testing.assert_close(model.class_loss(pairs, kids), hand, rtol=1e-5, atol=1e-6)
+    # the generator's loss is the paper's plus λ_cls L_cls, and each player moves only its own parameters
+    opt = players(model)
+
+    def snapshot(part):
+        return [q.detach().clone() for q in part.parameters()]
+    parts = ("encoder", "decoder", "critic", "classifier")
+    before = {k: snapshot(getattr(model, k)) for k in parts}
+    real_x = torch.cat([p.xa, p.xb])
+    c_loss = model.classifier_step(pairs, opt)
+    torch.testing.assert_close(c_loss, F.binary_cross_entropy_with_logits(
+        torch.func.functional_call(model.classifier, dict(zip([n for n, _ in model.classifier.named_parameters()],
+                                                              before["classifier"])), (real_x,)),
+        torch.cat([p.ya, p.yb])))
+    mid = {k: snapshot(getattr(model, k)) for k in parts}
+    assert all(torch.equal(a, b) for k in ("encoder", "decoder", "critic") for a, b in zip(before[k], mid[k]))
+    assert any(not torch.equal(a, b) for a, b in zip(before["classifier"], mid["classifier"]))
+    kids = model.breed(pairs)
+    with torch.no_grad():
+        expected = (sum(model.rec_loss(p.xa, k["A1"]) + model.rec_loss(p.xb, k["B1"]) for p, k in zip(pairs, kids))
+                    + model.gan_loss(model.critic_scores(pairs, kids, detach=False)) + 0.5 * model.class_loss(pairs, kids))
+    out = model.generator_step(pairs, kids, opt)
+    torch.testing.assert_close(out["generator"], expected, rtol=1e-5, atol=1e-6)
+    final = {k: snapshot(getattr(model, k)) for k in parts}
+    assert all(torch.equal(a, b) for k in ("critic", "classifier") for a, b in zip(mid[k], final[k]))
+    assert all(any(not torch.equal(a, b) for a, b in zip(mid[k], final[k])) for k in ("encoder", "decoder"))

@@ -57,9 +57,15 @@ parent plus the change its new latent makes, A2 = A + (Dec(h_A2) − A1) and B2 
 (``residual_children``), so training sees what ``edit_output=residual`` returns; the reconstruction
 term (eq. 3) is unchanged. With ``decoded`` (the paper) the children are the decodes themselves,
 which the critic alone trains (results §12: noisy children, identity lost). Edits of such a model
-should be read with ``edit_output=residual``; at test time the baseline is the input's plain decode
-D(h), in training B's is B1 (piece i as eq. 3 reconstructs it). ``critic_condition=projection``
+should be read with ``edit_output=residual``; ``crossbreed`` then subtracts what training does (A1
+and B1, piece i as eq. 3 reconstructs it), ``edit`` and ``swap`` the input's plain decode D(h). ``critic_condition=projection``
 (ours): see :class:`Critic`.
+``lambda_cls`` > 0 (ours, after AttGAN, He et al., TIP 2019, eqs. 9–11, a successor of DNA-GAN and
+ELEGANT): an attribute classifier C (:class:`AttributeClassifier`, its own player) learns every
+attribute from the real A's and B's; the generator adds λ_cls·[bce(C(B2), y_B with i = 1) + bce(C(A2),
+y_A with i = 0)], the recipient's labels with attribute i flipped, so each child has to *show* its
+new attribute and keep the others. The critic only tells real from changed; results §12 found that
+a stronger critic removes edits instead of sharpening them. Off (0) in both presets.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -78,6 +84,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import fraction, nonnegative, positive
@@ -162,6 +169,23 @@ class Critic(nn.Module):
         return self.net[-1](phi) + (v @ signs[:, :, None]).squeeze(2)
 
 
+class AttributeClassifier(nn.Module):
+    """``lambda_cls`` > 0: the critic's conv stack without label planes or BatchNorm (C scores real
+    images in its own step and children in the generator's, so batch statistics would differ) →
+    one logit per attribute."""
+
+    def __init__(self, channels: int, size: int, f: int, n_attr: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*conv_block(channels, f, 4, 2, 1, act="lrelu"),
+                                 *conv_block(f, 2 * f, 4, 2, 1, act="lrelu"),
+                                 *conv_block(2 * f, 4 * f, 4, 2, 1, act="lrelu"),
+                                 *conv_block(4 * f, 4 * f, 4, 2, 1, act="lrelu"),
+                                 nn.Flatten(), nn.Linear(4 * f * (size // 16) ** 2, n_attr))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
 @dataclass
 class Pair:
     """One attribute's pair batch: attribute position ``j``, images in [−1, 1] and 0/1 labels."""
@@ -201,6 +225,7 @@ class DNAGAN(Model):
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         children: Literal["decoded", "residual"] = "decoded"  # the paper | ELEGANT's residual children (module doc)
         critic_condition: Literal["planes", "projection"] = "planes"  # the paper's label planes | ours (Critic)
+        lambda_cls: nonnegative(float) = 0.0  # ours (AttGAN's attribute classifier on the children; module doc)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -219,6 +244,8 @@ class DNAGAN(Model):
         self.encoder = Encoder(info.channels, c.width)
         self.decoder = Decoder(info.channels, c.width)
         self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition)
+        if c.lambda_cls:
+            self.classifier = AttributeClassifier(info.channels, info.size, c.width, n)
         # running means of each piece over the training A's (attribute on) and B's (off): edit references
         self.register_buffer("prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
         self.register_buffer("off_prototypes", torch.zeros(n, c.piece_channels, *self.latent_shape[1:]))
@@ -373,8 +400,11 @@ class DNAGAN(Model):
 
     def child_labels(self, p: Pair) -> tuple[Tensor, Tensor]:
         """What the critic is told B2 and A2 are (``critic_labels``)."""
-        if self.config.critic_labels == "donor":
-            return p.ya, p.yb
+        return (p.ya, p.yb) if self.config.critic_labels == "donor" else self.intended_labels(p)
+
+    @staticmethod
+    def intended_labels(p: Pair) -> tuple[Tensor, Tensor]:
+        """B2's and A2's labels as the swap means them: the recipient's own, attribute i flipped."""
         yb2, ya2 = p.yb.clone(), p.ya.clone()
         yb2[:, p.j], ya2[:, p.j] = 1.0, 0.0
         return yb2, ya2
@@ -427,12 +457,33 @@ class DNAGAN(Model):
                 total = total + adv.g_loss(b2) + adv.g_loss(a2)
         return total
 
+    def class_loss(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> Tensor:
+        """``lambda_cls`` (AttGAN eq. 10, ours here): Σ over pairs of bce(C(B2), y_B2) + bce(C(A2), y_A2),
+        the intended labels (:meth:`intended_labels`), a mean over children and attributes."""
+        total = 0.0
+        for p, k in zip(pairs, kids):
+            yb2, ya2 = self.intended_labels(p)
+            total = total + F.binary_cross_entropy_with_logits(self.classifier(k["B2"]), yb2) \
+                + F.binary_cross_entropy_with_logits(self.classifier(k["A2"]), ya2)
+        return total
+
     # --- the players ----------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
-        return {"generator": torch.optim.RMSprop([*self.encoder.parameters(), *self.decoder.parameters()],
+        opts = {"generator": torch.optim.RMSprop([*self.encoder.parameters(), *self.decoder.parameters()],
                                                  lr=c.lr, alpha=c.rmsprop_alpha),
                 "critic": torch.optim.RMSprop(self.critic.parameters(), lr=c.lr, alpha=c.rmsprop_alpha)}
+        if c.lambda_cls:
+            opts["classifier"] = torch.optim.RMSprop(self.classifier.parameters(), lr=c.lr, alpha=c.rmsprop_alpha)
+        return opts
+
+    def classifier_step(self, pairs, opt) -> Tensor:
+        """``lambda_cls``: C learns every attribute from the real A's and B's (AttGAN eq. 9)."""
+        x = torch.cat([t for p in pairs for t in (p.xa, p.xb)])
+        y = torch.cat([t for p in pairs for t in (p.ya, p.yb)])
+        loss = F.binary_cross_entropy_with_logits(self.classifier(x), y)
+        opt.step("classifier", loss)
+        return loss.detach()
 
     def critic_step(self, pairs, kids, opt) -> Tensor:
         """One critic update on the detached children, then (WGAN) w ← clip(w, −c, c) (Alg. 1 line 7)."""
@@ -443,12 +494,17 @@ class DNAGAN(Model):
         return loss.detach()
 
     def generator_step(self, pairs, kids, opt) -> dict[str, Tensor]:
-        """L_G = L_rec + λ_gan L_GAN (eq. 5) into the encoder and decoder."""
+        """L_G = L_rec + λ_gan L_GAN (eq. 5) into the encoder and decoder (+ λ_cls L_cls, ours)."""
         rec = sum(self.rec_loss(p.xa, k["A1"]) + self.rec_loss(p.xb, k["B1"]) for p, k in zip(pairs, kids))
         gan = self.gan_loss(self.critic_scores(pairs, kids, detach=False))
         total = rec + self.config.lambda_gan * gan
+        out = {"rec": rec.detach(), "gan_g": gan.detach()}
+        if self.config.lambda_cls:
+            cls = self.class_loss(pairs, kids)
+            total = total + self.config.lambda_cls * cls
+            out["class_g"] = cls.detach()
         opt.step("generator", total)
-        return {"rec": rec.detach(), "gan_g": gan.detach(), "generator": total.detach()}
+        return {**out, "generator": total.detach()}
 
     @torch.no_grad()
     def update_prototypes(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> None:
@@ -468,7 +524,10 @@ class DNAGAN(Model):
             return {"useful_pairs": torch.zeros(())}
         kids = self.breed(pairs)
         d_losses = [self.critic_step(pairs, kids, opt) for _ in range(self.critic_iterations(step))]
+        c_loss = self.classifier_step(pairs, opt) if self.config.lambda_cls else None
         losses = self.generator_step(pairs, kids, opt)
+        if c_loss is not None:
+            losses["classifier"] = c_loss
         self.update_prototypes(pairs, kids)
         losses["critic"] = d_losses[-1]
         if self.config.schedule == "random_pairs":
@@ -562,9 +621,13 @@ class DNAGAN(Model):
             else:
                 a2[:, s] = hb[:, s]
         kids = dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in (a1, b1, a2, b2))))
-        if self.config.edit_output == "residual":  # A1 is A's reconstruction; B's is decoded once
-            rec = {"A": kids["A1"], "B": self._decode_latent(hb)}
+        if self.config.edit_output == "residual":
+            # each child is its parent plus the change from the parent's decode *as eq. 3 trains it*:
+            # A1 for A, B1 for B (piece i annihilated). That is also what children=residual subtracts in
+            # training; B's plain decode Dec(h_B), with its own b_i, is a latent annihilation never
+            # decodes (results §12: with it the adds of one model fell from 0.70–0.97 to 0.20–0.30)
             x = {"A": self.check_images(images_a), "B": self.check_images(images_b)}
+            rec = {"A": kids["A1"], "B": kids["B1"]}
             kids = {k: residual_output(x[k[0]], v, rec[k[0]]) for k, v in kids.items()}
         return kids
 
