@@ -442,7 +442,7 @@ def test_confusion_objective_is_bounded_and_replaces_eq_6s_maximisation(faces):
             torch.testing.assert_close(a - b, g, rtol=1e-4, atol=1e-6)  # the encoder descends the confusion loss
             moved += int(g.abs().sum() > 0)
     assert moved > 0
-    assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.aux_objective == "confuse"
+    assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.aux_objective == "confuse_prior"
 
 
 def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):

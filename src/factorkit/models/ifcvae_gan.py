@@ -32,12 +32,12 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
 * ``d_rmsprop`` — the discriminator's RMSprop: ``code`` (smoothing α = 0.9, no momentum: the
   code's "momentum" flag lands on RMSprop's α) or ``paper`` (momentum 0.5, §4.4 / Table 3).
 * ``edit(use_mean=True)`` (default) edits with ẑ = μ; ``use_mean=False`` samples ẑ, as the code.
-* ``aux_objective=confuse`` (ours; the ``fast`` preset's): the encoder minimises the cross-entropy
+* ``aux_objective=confuse`` (ours): the encoder minimises the cross-entropy
   of A_ψ(ẑ) against ½ instead of maximising L_aux (eq. 6). Eq. 6's objective is unbounded: the
   encoder can raise it without limit by blowing up σ of ẑ so that A_ψ's logits saturate, and with a
   small α (0.005) the fast preset did exactly that (KL 10³¹ by step 260, decoder ignoring ŷ;
   docs/results.md §11). Confusion is minimal when A_ψ is at chance, which is eq. 6's intent.
-  ``confuse_prior`` (ours): the same cross-entropy against each attribute's marginal rate (a running
+  ``confuse_prior`` (ours; the ``fast`` preset's): the same cross-entropy against each attribute's marginal rate (a running
   mean of the training labels) instead of ½. A_ψ that reads nothing from ẑ outputs the marginal, so
   only this target makes "ẑ carries no y" the encoder's optimum: against ½, with the faces' rates of
   0.08–0.5, the encoder is pushed on after A_ψ is blind, and ẑ empties (results §11).
@@ -225,11 +225,12 @@ class IFcVAEGAN(Model):
         # 19.7 dB); the paper's per-element means with ρ = 1 (§4.4's text) — under the code's sums the
         # reconstruction outweighs L_class and L_aux 96× per image at batch 32, ŷ stays at chance
         # (Acc(E_y) = the majority rate) and no edit works; with means ŷ reads every attribute.
-        # aux_objective=confuse: eq. 6's unbounded maximisation blew up σ of ẑ in a fast run (§11)
+        # aux_objective=confuse_prior: eq. 6's unbounded maximisation blew up σ of ẑ in a fast run, and
+        # confusion against ½ emptied ẑ (16.3 dB, one face for all); against the marginal 19.8 dB (§11)
         fast = {"model.z_dim": 32, "model.width": 16, "model.aux_hidden": 256, "model.lr": 5e-4,
                 "model.alpha_kl": 0.005, "model.delta_gan": 0.005, "model.rho": 1.0,
                 "model.reduction": "paper", "model.g_loss": "nonsaturating", "model.aux_input": "fresh",
-                "model.aux_objective": "confuse",
+                "model.aux_objective": "confuse_prior",
                 "model.d_rmsprop": "code", "train.batch_size": 32, "train.steps": 3000}
         return {"fast": fast, "paper": paper}
 
