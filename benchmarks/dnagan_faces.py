@@ -199,8 +199,8 @@ def main() -> None:
         entry = {"cost": cost}
         if "failed" not in cost:
             entry["metrics"] = measure(run)
-            if row == "main" and not args.no_figures:
-                entry["figures"] = [str(p) for p in figures(run, out / "figures")]
+            if not args.no_figures:  # main's in OUT/figures (linked from results §12), the others' in a folder each
+                entry["figures"] = [str(p) for p in figures(run, out / "figures" / ("" if row == "main" else row))]
         results[row] = entry
         results_file.write_text(json.dumps(results, indent=1))
     print("\n".join(summary({r: results[r] for r in args.rows if r in results})))

@@ -6,11 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import factorkit as fk
 from factorkit.data.pairs import AttributePairSampler
-from factorkit.models.dnagan import Pair
 from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.models.dnagan import Pair
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
 
@@ -630,7 +631,6 @@ def test_the_projection_critic_scores_the_features_plus_their_projection_on_the_
 
 
 def test_the_attribute_classifier_asks_each_child_for_the_recipients_labels_with_i_flipped(faces):
-    import torch.nn.functional as F
     assert not hasattr(build(faces), "classifier")  # off by default: the paper's losses only
     model = build(faces, schedule="cyclic", gan="nonsaturating", lambda_cls=0.5)
     pairs = model.pairs(pair_batch(model, faces, 1), 1)

@@ -201,8 +201,8 @@ class IFcVAEGAN(Model):
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
-            self.register_buffer("label_sum", torch.zeros(k, dtype=torch.float64))
-            self.register_buffer("label_count", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("label_sum", torch.zeros(k))
+            self.register_buffer("label_count", torch.zeros(()))
 
     # --- configuration ---------------------------------------------------------------------
     @classmethod
@@ -367,12 +367,12 @@ class IFcVAEGAN(Model):
     def label_prior(self) -> Tensor:
         """Each attribute's rate among the training labels seen so far, (Σ y + 1) / (n + 2) (Laplace:
         never exactly 0 or 1); the target of ``aux_objective=confuse_prior``."""
-        return ((self.label_sum + 1) / (self.label_count + 2)).float()
+        return (self.label_sum + 1) / (self.label_count + 2)
 
     def train_step(self, batch, step, opt):
         x, y = batch["image"], self.labels(batch)
         if self.config.aux_objective == "confuse_prior":
-            self.label_sum += y.sum(0).double()
+            self.label_sum += y.sum(0)
             self.label_count += len(y)
         f = self.forward_pass(x, y)
         losses = self.autoencoder_step(x, y, f, opt)
