@@ -22,7 +22,7 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
   ``residual-children-donor`` with the code's donor labels; ``residual-children-projection`` with a
   projection critic (``critic_condition=projection``); ``residual-children-c5`` with five critic steps
   per generator step (WGAN's n_critic; the code runs one); ``residual-children-cls`` with AttGAN's
-  attribute classifier on the children (``lambda_cls=1``).
+  attribute classifier on the children (``lambda_cls=1``; ``-cls3``: 3).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -66,6 +66,7 @@ ROWS: dict[str, dict] = {
     "residual-children-projection": {**RESIDUAL, "critic_labels": "recipient", "critic_condition": "projection"},
     "residual-children-c5": {**RESIDUAL, "critic_labels": "recipient", "critic_steps": 5},
     "residual-children-cls": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0},
+    "residual-children-cls3": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 3.0},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
