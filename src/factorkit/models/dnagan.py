@@ -91,7 +91,7 @@ from ..config import fraction, nonnegative, positive
 from ..data.pairs import AttributePairSampler
 from ..errors import UsageError
 from ..nn import adversarial as adv
-from ..nn.blocks import conv_block
+from ..nn.blocks import conv_block, conv_stack
 from .base import Code, Model, images_to_signed, require_binary_attributes, residual_output, resolve_attributes, signed_to_images
 from .registry import register
 
@@ -176,10 +176,7 @@ class AttributeClassifier(nn.Module):
 
     def __init__(self, channels: int, size: int, f: int, n_attr: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(*conv_block(channels, f, 4, 2, 1, act="lrelu"),
-                                 *conv_block(f, 2 * f, 4, 2, 1, act="lrelu"),
-                                 *conv_block(2 * f, 4 * f, 4, 2, 1, act="lrelu"),
-                                 *conv_block(4 * f, 4 * f, 4, 2, 1, act="lrelu"),
+        self.net = nn.Sequential(*conv_stack(channels, [f, 2 * f, 4 * f, 4 * f], norm=None),
                                  nn.Flatten(), nn.Linear(4 * f * (size // 16) ** 2, n_attr))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -463,8 +460,8 @@ class DNAGAN(Model):
         total = 0.0
         for p, k in zip(pairs, kids):
             yb2, ya2 = self.intended_labels(p)
-            total = total + F.binary_cross_entropy_with_logits(self.classifier(k["B2"]), yb2) \
-                + F.binary_cross_entropy_with_logits(self.classifier(k["A2"]), ya2)
+            lb, la = self.classifier(torch.cat([k["B2"], k["A2"]])).split([len(yb2), len(ya2)])  # one pass (no BN)
+            total = total + F.binary_cross_entropy_with_logits(lb, yb2) + F.binary_cross_entropy_with_logits(la, ya2)
         return total
 
     # --- the players ----------------------------------------------------------------------------
