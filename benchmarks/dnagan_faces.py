@@ -22,7 +22,8 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
   ``residual-children-donor`` with the code's donor labels; ``residual-children-projection`` with a
   projection critic (``critic_condition=projection``); ``residual-children-c5`` with five critic steps
   per generator step (WGAN's n_critic; the code runs one); ``residual-children-cls`` with AttGAN's
-  attribute classifier on the children (``lambda_cls=1``; ``-cls3``: 3).
+  attribute classifier on the children (``lambda_cls=1``; ``-cls3``: 3); ``residual-children-cls-l1``
+  adds Shen & Liu's L1 on each child's change (``lambda_residual=1``; ``-l1w``: 0.3).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -67,6 +68,8 @@ ROWS: dict[str, dict] = {
     "residual-children-c5": {**RESIDUAL, "critic_labels": "recipient", "critic_steps": 5},
     "residual-children-cls": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0},
     "residual-children-cls3": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 3.0},
+    "residual-children-cls-l1": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 1.0},
+    "residual-children-cls-l1w": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 0.3},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
@@ -162,6 +165,7 @@ def summary(results: dict) -> list[str]:
                   "| attribute | B2 add: success | closer (than input) | PSNR (recon; input) | identity (recon) | A2 remove: success "
                   "| closer (than input) | PSNR (recon; input) | identity (recon) | N | judge acc. |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
+        truth = []
         for a in c["attributes"]:
             s = m[a]
             cells = []
@@ -172,6 +176,11 @@ def summary(results: dict) -> list[str]:
                              f"({s[d + '.psnr_reconstruction']:.2f}{p_input}) | {s[d + '.identity']:.3f} "
                              f"({s[d + '.identity_reconstruction']:.3f})")
             lines.append(f"| {a} | {cells[0]} | {cells[1]} | {s['n']} | {m['judge_accuracy'].get(a) or float('nan'):.3f} |")
+            if "add.identity_truth" in s:
+                truth.append(f"{a} {s['add.identity_truth']:.3f} / {s['remove.identity_truth']:.3f} (the truth's own identity "
+                             f"{s['add.identity_of_truth']:.3f} / {s['remove.identity_of_truth']:.3f})")
+        if truth:
+            lines += ["", "identity against the true counterfactual's reading, add / remove: " + "; ".join(truth)]
     return lines
 
 

@@ -496,10 +496,13 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
     on = test.counterfactual(rows, a_name, np.ones(len(rows), np.int64))
     off = test.counterfactual(rows, a_name, np.zeros(len(rows), np.int64))
     table, index = {}, {}
+    hidden = [f.name for f in test.info.factors].index("hair_style")
     for i in rows:  # the judge reads the true factors of every render it may see
-        for img, value in ((x[i], attrs[i, k]), (on[i], 1), (off[i], 0)):
+        for img, value, added in ((x[i], attrs[i, k], False), (on[i], 1, True), (off[i], 0, False)):
             f = factors[i].copy()
             f[f_col] = int(value)
+            if added and i % 2 and not attrs[i, k]:  # adding it hides another factor on half the true renders
+                f[hidden] = f[hidden] + 1
             a = attrs[i].copy()
             a[k] = value
             table[img.numpy().tobytes()] = (f, a)
@@ -531,10 +534,16 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
     good = E.pair_swap(Breeder(True), test, a_name, Judge(), max_pairs=20)
     bad = E.pair_swap(Breeder(False), test, a_name, Judge(), max_pairs=20)
     assert good["n"] == bad["n"] == 20
+    n_other = len(test.info.factors) - 1
+    # adding hides the hair style on some of the 20 true renders (one factor of n_other), removing never
+    assert 1 - 1 / n_other < good["add.identity_of_truth"] < 1 and good["remove.identity_of_truth"] == 1.0
     for d in ("add", "remove"):
-        assert good[f"{d}.success"] == good[f"{d}.closer"] == good[f"{d}.identity"] == 1.0
+        assert good[f"{d}.success"] == good[f"{d}.closer"] == good[f"{d}.identity_truth"] == 1.0
+        assert good[f"{d}.identity"] == good[f"{d}.identity_of_truth"]  # the truth itself
+        assert bad[f"{d}.identity_truth"] == bad[f"{d}.identity_of_truth"]  # the input, read against the truth
         assert good[f"{d}.psnr"] > 60  # the truth itself
         assert bad[f"{d}.success"] == bad[f"{d}.closer"] == 0.0 and bad[f"{d}.identity"] == 1.0
+        assert good["add.identity"] < 1.0 and good["remove.identity"] == 1.0
         assert bad[f"{d}.psnr"] == pytest.approx(bad[f"{d}.psnr_reconstruction"])  # the null child is the reconstruction
         assert good[f"{d}.closer_input"] == 1.0 and bad[f"{d}.closer_input"] == 0.0
         assert bad[f"{d}.psnr_input"] == pytest.approx(bad[f"{d}.psnr"])  # the null child is the input too
@@ -669,3 +678,31 @@ def test_the_attribute_classifier_asks_each_child_for_the_recipients_labels_with
     final = {k: snapshot(getattr(model, k)) for k in parts}
     assert all(torch.equal(a, b) for k in ("critic", "classifier") for a, b in zip(mid[k], final[k]))
     assert all(any(not torch.equal(a, b) for a, b in zip(mid[k], final[k])) for k in ("encoder", "decoder"))
+
+
+def test_the_residual_penalty_is_each_childs_mean_absolute_change_and_shrinks_it(faces):
+    off = build(faces, schedule="cyclic", children="residual")
+    pairs = off.pairs(pair_batch(off, faces, 1), 1)
+    assert "residual_g" not in off.generator_step(pairs, off.breed(pairs), players(off))  # off by default
+    torch.manual_seed(0)
+    model = build(faces, schedule="cyclic", children="residual", lambda_residual=2.0, gan="nonsaturating")
+    p = pairs[0]
+    kids = model.breed(pairs)
+    with torch.no_grad():
+        # by hand: the mean |·| of each child's change on the [0, 1] image (inputs are in [−1, 1])
+        hand = ((kids[0]["B2"] - p.xb).abs().sum() / kids[0]["B2"].numel()
+                + (kids[0]["A2"] - p.xa).abs().sum() / kids[0]["A2"].numel()) / 2
+        torch.testing.assert_close(model.residual_loss(pairs, kids), hand)
+        # a child equal to its parent costs nothing
+        assert float(model.residual_loss(pairs, [{**kids[0], "B2": p.xb, "A2": p.xa}])) == 0.0
+        expected = (model.rec_loss(p.xa, kids[0]["A1"]) + model.rec_loss(p.xb, kids[0]["B1"])
+                    + model.gan_loss(model.critic_scores(pairs, kids, detach=False)) + 2.0 * hand)
+    out = model.generator_step(pairs, kids, players(model))
+    torch.testing.assert_close(out["generator"], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["residual_g"], hand)
+    # descending this term alone shrinks every child's change
+    opt = players(model)
+    first = float(model.residual_loss(pairs, model.breed(pairs)))
+    for _ in range(20):
+        opt.step("generator", model.residual_loss(pairs, model.breed(pairs)))
+    assert float(model.residual_loss(pairs, model.breed(pairs))) < 0.5 * first

@@ -293,7 +293,11 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     ``closer_input`` = nearer than the unedited input (with ``psnr_input``: the null a residual child,
     which starts from the input, must beat; against the reconstruction it wins for free), the
     judge's ``success`` (attribute read as asked, N and Wilson interval) and ``identity`` (every
-    other factor read as on the input), with the reconstruction's identity beside it."""
+    other factor read as on the input), with the reconstruction's identity beside it. Because an
+    attribute may legitimately hide another factor (a hat hides the hair style, results §10),
+    ``identity_of_truth`` is the same score for the true counterfactual (this pair's ceiling) and
+    ``identity_truth`` reads every other factor of the child against the truth's reading instead of
+    the input's (1 for a perfect editor by construction)."""
     from ..errors import UsageError
 
     info = test_dataset.info
@@ -331,7 +335,7 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
         m_input = ((x - cf) ** 2).flatten(1).mean(1)
         hit = p_on(child)[:, k] > 0.5
         s = int(hit.sum()) if value == 1 else int((~hit).sum())
-        r_in, r_child, r_rec = (judge.read(t)[:, keep] for t in (x, child, recon))
+        r_in, r_child, r_rec, r_cf = (judge.read(t)[:, keep] for t in (x, child, recon, cf))
         out.update({
             f"{label}.mse": float(m_child.mean()), f"{label}.mse_reconstruction": float(m_recon.mean()),
             f"{label}.psnr": float(psnr(cf, child).mean()), f"{label}.psnr_reconstruction": float(psnr(cf, recon).mean()),
@@ -341,5 +345,7 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
             f"{label}.success": s / n if n else float("nan"), f"{label}.success.ci95": list(wilson_interval(s, n)),
             f"{label}.identity": float((r_child == r_in).float().mean()),
             f"{label}.identity_reconstruction": float((r_rec == r_in).float().mean()),
+            f"{label}.identity_of_truth": float((r_cf == r_in).float().mean()),
+            f"{label}.identity_truth": float((r_child == r_cf).float().mean()),
         })
     return out
