@@ -178,9 +178,11 @@ def summary(results: dict) -> list[str]:
             lines.append(f"| {a} | {cells[0]} | {cells[1]} | {s['n']} | {m['judge_accuracy'].get(a) or float('nan'):.3f} |")
             if "add.identity_truth" in s:
                 truth.append(f"{a} {s['add.identity_truth']:.3f} / {s['remove.identity_truth']:.3f} (the truth's own identity "
-                             f"{s['add.identity_of_truth']:.3f} / {s['remove.identity_of_truth']:.3f})")
+                             f"{s['add.identity_of_truth']:.3f} / {s['remove.identity_of_truth']:.3f}), "
+                             f"mean |change| {s['add.change']:.4f} / {s['remove.change']:.4f} (the truth's "
+                             f"{s['add.change_truth']:.4f} / {s['remove.change_truth']:.4f})")
         if truth:
-            lines += ["", "identity against the true counterfactual's reading, add / remove: " + "; ".join(truth)]
+            lines += ["", "identity against the true counterfactual's reading, add / remove:", *(f"- {t}" for t in truth)]
     return lines
 
 

@@ -542,6 +542,8 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
         assert good[f"{d}.identity"] == good[f"{d}.identity_of_truth"]  # the truth itself
         assert bad[f"{d}.identity_truth"] == bad[f"{d}.identity_of_truth"]  # the input, read against the truth
         assert good[f"{d}.psnr"] > 60  # the truth itself
+        assert good[f"{d}.change"] == pytest.approx(good[f"{d}.change_truth"]) and good[f"{d}.change"] > 0.001
+        assert bad[f"{d}.change"] == 0.0 and bad[f"{d}.change_truth"] == good[f"{d}.change_truth"]
         assert bad[f"{d}.success"] == bad[f"{d}.closer"] == 0.0 and bad[f"{d}.identity"] == 1.0
         assert good["add.identity"] < 1.0 and good["remove.identity"] == 1.0
         assert bad[f"{d}.psnr"] == pytest.approx(bad[f"{d}.psnr_reconstruction"])  # the null child is the reconstruction

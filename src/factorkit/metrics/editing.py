@@ -297,7 +297,9 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     attribute may legitimately hide another factor (a hat hides the hair style, results §10),
     ``identity_of_truth`` is the same score for the true counterfactual (this pair's ceiling) and
     ``identity_truth`` reads every other factor of the child against the truth's reading instead of
-    the input's (1 for a perfect editor by construction)."""
+    the input's (1 for a perfect editor by construction). ``change`` is the child's mean absolute
+    change from its input on the [0, 1] image, ``change_truth`` the true counterfactual's: an edit
+    that changes far more than the truth spreads its change over the rest of the face."""
     from ..errors import UsageError
 
     info = test_dataset.info
@@ -347,5 +349,6 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
             f"{label}.identity_reconstruction": float((r_rec == r_in).float().mean()),
             f"{label}.identity_of_truth": float((r_cf == r_in).float().mean()),
             f"{label}.identity_truth": float((r_child == r_cf).float().mean()),
+            f"{label}.change": float((child - x).abs().mean()), f"{label}.change_truth": float((cf - x).abs().mean()),
         })
     return out

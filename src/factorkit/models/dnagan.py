@@ -69,7 +69,7 @@ a stronger critic removes edits instead of sharpening them. Off (0) in both pres
 ``lambda_residual`` > 0 (ours, after Shen & Liu, "Learning residual images for face attribute
 manipulation", CVPR 2017, whose generator's residual image pays an L1 norm): the generator adds
 λ_res·[‖B2 − B‖₁ + ‖A2 − A‖₁] in eq. 3's units (:meth:`residual_loss`), so a child changes only
-where the critic and the classifier ask it to. Measured before it (results §13): the residual
+where the critic and the classifier ask it to. Measured before it (results §12): the residual
 children changed 2–10× more of the face (mean |Δ|) than the true counterfactual does. Off in both
 presets.
 
