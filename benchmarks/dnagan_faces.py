@@ -5,7 +5,7 @@ attribute, the paper's two claims (annihilation, iterative training) measured, a
     python benchmarks/dnagan_faces.py --out runs/bench-dnagan --rows main --steps 6000
     python benchmarks/dnagan_faces.py --out runs/bench-dnagan --reuse              # re-measure only
 
-Rows (``ROWS``; the fast preset with the listed overrides, seed 0):
+Rows (``ROWS``; the fast preset with the listed overrides, seed 0 unless ``--seed``):
 
 * ``main`` — the fast preset (``STEPS`` steps);
 * ``no-annihilation`` — ``annihilate=false`` (§3.3's ablation), same steps;
@@ -78,17 +78,17 @@ def row_steps(row: str, steps: int, n_attr: int) -> int:
     return max(1, steps // n_attr) if row == "joint" else steps
 
 
-def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool) -> tuple[Path, dict]:
+def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool, seed: int = 0) -> tuple[Path, dict]:
     run = out / row
     cost_file = run / "cost.json"
     if reuse and cost_file.is_file():
         return run, json.loads(cost_file.read_text())
     train = fk.data.load("faces", "train")
-    model = fk.models.build("dna-gan", train, preset="fast", seed=0, **overrides)
-    print(f"== {row}: dna-gan fast {overrides}, {steps} steps", flush=True)
+    model = fk.models.build("dna-gan", train, preset="fast", seed=seed, **overrides)
+    print(f"== {row}: dna-gan fast {overrides}, {steps} steps, seed {seed}", flush=True)
     t0 = time.perf_counter()
     try:
-        fk.train(model, train, steps=steps, out=run, **{**DEMO_TRAIN, "checkpoint_every": 1000, "image_every": steps},
+        fk.train(model, train, steps=steps, out=run, **{**DEMO_TRAIN, "checkpoint_every": 1000, "image_every": steps, "seed": seed},
                  progress=False)
     except NonFiniteLoss as exc:
         print(f"   diverged: {exc}", flush=True)
@@ -96,7 +96,7 @@ def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool) -> 
     cost = {"overrides": overrides, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
             "batch_size": model.train_overrides.get("batch_size"), "attributes": list(model.attr_names),
             "piece_channels": model.config.piece_channels, "latent_channels": model.latent_shape[0],
-            "schedule": model.config.schedule}
+            "schedule": model.config.schedule, "seed": seed}
     cost["steps_per_s"] = round(steps / cost["train_s"], 2)
     cost_file.write_text(json.dumps(cost, indent=1))
     return run, cost
@@ -193,6 +193,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=STEPS, help="steps of the cyclic rows (joint: steps / n)")
     ap.add_argument("--reuse", action="store_true", help="keep trained rows (cost.json present); re-measure")
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="weights and data order (the rows' numbers in results §12: 0)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,7 @@ def main() -> None:
         if row == preset_schedule and main.get("steps") == args.steps and not overrides.keys() - {"schedule"}:
             results[row] = results["main"]  # the preset's own schedule at the same steps: the main run
             continue
-        run, cost = train_row(row, overrides, row_steps(row, args.steps, n_attr), out, args.reuse)
+        run, cost = train_row(row, overrides, row_steps(row, args.steps, n_attr), out, args.reuse, args.seed)
         entry = {"cost": cost}
         if "failed" not in cost:
             entry["metrics"] = measure(run)
