@@ -708,3 +708,34 @@ def test_the_residual_penalty_is_each_childs_mean_absolute_change_and_shrinks_it
     for _ in range(20):
         opt.step("generator", model.residual_loss(pairs, model.breed(pairs)))
     assert float(model.residual_loss(pairs, model.breed(pairs))) < 0.5 * first
+
+
+def test_cls_noise_adds_gaussian_noise_to_every_image_the_classifier_sees(faces):
+    with pytest.raises(UsageError, match="cls_noise.*lambda_cls"):
+        build(faces, cls_noise=0.1)  # noise on a classifier that does not exist
+    model = build(faces, schedule="cyclic", children="residual", lambda_cls=1.0, cls_noise=0.3)
+    clean = build(faces, schedule="cyclic", children="residual", lambda_cls=1.0)
+    clean.load_state_dict(model.state_dict())
+    pairs = model.pairs(pair_batch(model, faces, 1), 1)
+    p = pairs[0]
+    kids = model.breed(pairs)
+    x = torch.cat([kids[0]["B2"], kids[0]["A2"]]).detach()
+    with torch.no_grad():
+        torch.manual_seed(3)
+        noisy = model.classify(x)
+        torch.manual_seed(3)
+        torch.testing.assert_close(noisy, model.classifier(x + 0.3 * torch.randn_like(x)))
+        assert not torch.allclose(noisy, clean.classify(x))
+        torch.testing.assert_close(clean.classify(x), clean.classifier(x))  # σ = 0: the clean classifier
+        # the generator's class loss and C's own step both read through the noise
+        yb2, ya2 = model.intended_labels(p)
+        torch.manual_seed(4)
+        lb, la = model.classifier(x + 0.3 * torch.randn_like(x)).split([len(yb2), len(ya2)])
+        hand = F.binary_cross_entropy_with_logits(lb, yb2) + F.binary_cross_entropy_with_logits(la, ya2)
+        torch.manual_seed(4)
+        torch.testing.assert_close(model.class_loss(pairs, kids), hand)
+        real = torch.cat([p.xa, p.xb])
+        torch.manual_seed(5)
+        hand_c = F.binary_cross_entropy_with_logits(model.classifier(real + 0.3 * torch.randn_like(real)), torch.cat([p.ya, p.yb]))
+    torch.manual_seed(5)
+    torch.testing.assert_close(model.classifier_step(pairs, players(model)), hand_c)
