@@ -5,7 +5,9 @@ B + Dec(h_B with a_i) − baseline, with the baseline either B's plain decode De
 ``crossbreed`` subtracted before the fix) or B1 = Dec(h_B with piece i annihilated) (what
 ``children=residual`` subtracts in training, and ``crossbreed`` now). Printed per attribute: the
 judge's add rate under each baseline, and — for a run trained with ``lambda_cls`` — how often the
-model's own classifier C reads the attribute on the plain-baseline B2, on B and on A.
+model's own classifier C reads the attribute on the plain-baseline B2, on B and on A. A second
+table sets C beside the judge on the children as ``crossbreed`` returns them (B1 and A1 baselines):
+how often each reads the attribute added on B2 and removed on A2 (C without ``cls_noise``'s noise).
 
     python benchmarks/dnagan_baselines.py runs/bench-dnagan-cls/residual-children-cls
 """
@@ -33,6 +35,8 @@ def main() -> None:
     judge, _ = evaluation_classifier(train, test)
     print("| attribute | judge: add, baseline Dec(h_B) | add, baseline B1 | C on B2 (Dec(h_B)) | C on B | C on A |")
     print("|---|---|---|---|---|---|")
+    second = ["", "| attribute | judge: added on B2 | C: added on B2 | judge: removed on A2 | C: removed on A2 |",
+              "|---|---|---|---|---|"]
     for name in model.edit_attributes():
         k, j = test.info.attribute_index(name), model.attr_names.index(name)
         on = test.attribute_array()[:, k] > 0.5
@@ -44,12 +48,21 @@ def main() -> None:
             kids = model.crossbreed(xa, xb, name)
             plain = (xb + kids["B2"] - model.reconstruct(xb)).clamp(0, 1)
             b1 = (xb + kids["B2"] - kids["B1"]).clamp(0, 1)
+            a2 = (xa + kids["A2"] - kids["A1"]).clamp(0, 1)
             rates = [float((judge.probabilities(t)[:, k] > 0.5).float().mean()) for t in (plain, b1)]
             c = ["—"] * 3
             if hasattr(model, "classifier"):
                 c = [f"{float((torch.sigmoid(model.classifier(t * 2 - 1))[:, j] > 0.5).float().mean()):.3f}"
                      for t in (plain, xb, xa)]
+            if hasattr(model, "classifier"):
+                judged = [float((judge.probabilities(b1)[:, k] > 0.5).float().mean()),
+                          float((judge.probabilities(a2)[:, k] <= 0.5).float().mean())]
+                c_read = [float((model.classifier(b1 * 2 - 1)[:, j] > 0).float().mean()),
+                          float((model.classifier(a2 * 2 - 1)[:, j] <= 0).float().mean())]
+                second.append(f"| {name} | {judged[0]:.3f} | {c_read[0]:.3f} | {judged[1]:.3f} | {c_read[1]:.3f} |")
         print(f"| {name} | {rates[0]:.3f} | {rates[1]:.3f} | {c[0]} | {c[1]} | {c[2]} |")
+    if len(second) > 3:
+        print("\n".join(second))
 
 
 if __name__ == "__main__":
