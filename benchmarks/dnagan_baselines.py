@@ -22,6 +22,7 @@ import torch
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.editing import _images
+from factorkit.models.base import images_to_signed
 
 
 def main() -> None:
@@ -49,17 +50,15 @@ def main() -> None:
             plain = (xb + kids["B2"] - model.reconstruct(xb)).clamp(0, 1)
             b1 = (xb + kids["B2"] - kids["B1"]).clamp(0, 1)
             a2 = (xa + kids["A2"] - kids["A1"]).clamp(0, 1)
-            rates = [float((judge.probabilities(t)[:, k] > 0.5).float().mean()) for t in (plain, b1)]
+            judge_on = {key: judge.probabilities(t)[:, k] > 0.5 for key, t in (("plain", plain), ("b1", b1), ("a2", a2))}
+            rates = [float(judge_on[key].float().mean()) for key in ("plain", "b1")]
             c = ["—"] * 3
             if hasattr(model, "classifier"):
-                c = [f"{float((torch.sigmoid(model.classifier(t * 2 - 1))[:, j] > 0.5).float().mean()):.3f}"
-                     for t in (plain, xb, xa)]
-            if hasattr(model, "classifier"):
-                judged = [float((judge.probabilities(b1)[:, k] > 0.5).float().mean()),
-                          float((judge.probabilities(a2)[:, k] <= 0.5).float().mean())]
-                c_read = [float((model.classifier(b1 * 2 - 1)[:, j] > 0).float().mean()),
-                          float((model.classifier(a2 * 2 - 1)[:, j] <= 0).float().mean())]
-                second.append(f"| {name} | {judged[0]:.3f} | {c_read[0]:.3f} | {judged[1]:.3f} | {c_read[1]:.3f} |")
+                c_on = {key: model.classifier(images_to_signed(t))[:, j] > 0  # C's reading, without cls_noise's noise
+                        for key, t in (("plain", plain), ("b", xb), ("a", xa), ("b1", b1), ("a2", a2))}
+                c = [f"{float(c_on[key].float().mean()):.3f}" for key in ("plain", "b", "a")]
+                second.append(f"| {name} | {float(judge_on['b1'].float().mean()):.3f} | {float(c_on['b1'].float().mean()):.3f} "
+                              f"| {float((~judge_on['a2']).float().mean()):.3f} | {float((~c_on['a2']).float().mean()):.3f} |")
         print(f"| {name} | {rates[0]:.3f} | {rates[1]:.3f} | {c[0]} | {c[1]} | {c[2]} |")
     if len(second) > 3:
         print("\n".join(second))

@@ -55,6 +55,7 @@ from factorkit.viz import grids
 
 STEPS = 6000
 RESIDUAL = {"children": "residual", "edit_output": "residual"}  # trained and edited as x + the decoder's change
+CLS = {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0}  # the classifier rows' common ground
 ROWS: dict[str, dict] = {
     "main": {},
     "no-annihilation": {"annihilate": False},
@@ -68,16 +69,13 @@ ROWS: dict[str, dict] = {
     "residual-children-donor": RESIDUAL,
     "residual-children-projection": {**RESIDUAL, "critic_labels": "recipient", "critic_condition": "projection"},
     "residual-children-c5": {**RESIDUAL, "critic_labels": "recipient", "critic_steps": 5},
-    "residual-children-cls": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0},
-    "residual-children-cls3": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 3.0},
-    "residual-children-cls-l1": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 1.0},
-    "residual-children-cls-l1w": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 0.3},
-    "residual-children-cls-l1w-noise": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 0.3,
-                                        "cls_noise": 0.2},
-    "residual-children-cls-l1-noise": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 1.0,
-                                       "cls_noise": 0.2},
-    "residual-children-cls-l1-noise4": {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0, "lambda_residual": 1.0,
-                                        "cls_noise": 0.4},
+    "residual-children-cls": CLS,
+    "residual-children-cls3": {**CLS, "lambda_cls": 3.0},
+    "residual-children-cls-l1": {**CLS, "lambda_residual": 1.0},
+    "residual-children-cls-l1w": {**CLS, "lambda_residual": 0.3},
+    "residual-children-cls-l1w-noise": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2},
+    "residual-children-cls-l1-noise": {**CLS, "lambda_residual": 1.0, "cls_noise": 0.2},
+    "residual-children-cls-l1-noise4": {**CLS, "lambda_residual": 1.0, "cls_noise": 0.4},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
