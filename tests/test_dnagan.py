@@ -548,6 +548,13 @@ def test_pair_swap_scores_a_perfect_breeder_1_and_a_null_breeder_0(faces):
         assert good["add.identity"] < 1.0 and good["remove.identity"] == 1.0
         assert bad[f"{d}.psnr"] == pytest.approx(bad[f"{d}.psnr_reconstruction"])  # the null child is the reconstruction
         assert good[f"{d}.closer_input"] == 1.0 and bad[f"{d}.closer_input"] == 0.0
+        for who in (good, bad):  # the per-factor split averages to the score, and names the factor lost
+            for key in ("identity", "identity_of_truth"):
+                split = who[f"{d}.{key}_by_factor"]
+                assert a_name not in split and len(split) == n_other
+                assert np.mean(list(split.values())) == pytest.approx(who[f"{d}.{key}"])
+        lost = {f: v for f, v in good[f"{d}.identity_by_factor"].items() if v < 1}
+        assert list(lost) == (["hair_style"] if d == "add" else [])
         assert bad[f"{d}.psnr_input"] == pytest.approx(bad[f"{d}.psnr"])  # the null child is the input too
     # a null residual breeder (children = the inputs) beside a poor reconstruction: nearer the truth
     # than the reconstruction every time, but never nearer than the input it returned unchanged

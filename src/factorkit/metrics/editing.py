@@ -299,7 +299,9 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     ``identity_truth`` reads every other factor of the child against the truth's reading instead of
     the input's (1 for a perfect editor by construction). ``change`` is the child's mean absolute
     change from its input on the [0, 1] image, ``change_truth`` the true counterfactual's: an edit
-    that changes far more than the truth spreads its change over the rest of the face."""
+    that changes far more than the truth spreads its change over the rest of the face.
+    ``identity_by_factor`` / ``identity_of_truth_by_factor`` split ``identity`` and its ceiling by
+    factor (their means are the two scores): which factor an edit loses."""
     from ..errors import UsageError
 
     info = test_dataset.info
@@ -350,5 +352,9 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
             f"{label}.identity_of_truth": float((r_cf == r_in).float().mean()),
             f"{label}.identity_truth": float((r_child == r_cf).float().mean()),
             f"{label}.change": float((child - x).abs().mean()), f"{label}.change_truth": float((cf - x).abs().mean()),
+            f"{label}.identity_by_factor": {names[j]: float((r_child[:, c] == r_in[:, c]).float().mean())
+                                            for c, j in enumerate(keep)},
+            f"{label}.identity_of_truth_by_factor": {names[j]: float((r_cf[:, c] == r_in[:, c]).float().mean())
+                                                     for c, j in enumerate(keep)},
         })
     return out
