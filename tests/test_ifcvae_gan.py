@@ -474,33 +474,3 @@ def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
     assert model.autoencoder_loss(x, yb, f)["aux_enc"].item() == pytest.approx(
         adv.confusion_loss(model.aux(f["z_aux"]), model.label_prior()).item())
     assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()
-
-
-def test_a_spatial_z_is_a_map_the_decoder_reads_beside_y_planes_and_bad_sides_are_refused(faces):
-    model = build(faces, z_map=8, z_dim=3)  # 64-px faces halved three times
-    batch = faces.get_batch(np.arange(4))
-    x, y = batch["image"], model.labels(batch)
-    model.eval()  # BatchNorm on running statistics: each image's code is its own
-    mu, logvar, y_logits = model.encoder(x)
-    assert mu.shape == logvar.shape == (4, 3 * 8 * 8) and y_logits.shape == (4, len(model.attr_names))
-    # μ is a 1×1 convolution of the features at 8×8: each position of the map reads only its own pixel
-    # patch, so changing the image's top-left quarter leaves the bottom-right part of the map alone
-    x2 = x.clone()
-    x2[:, :, :16, :16] = 1 - x2[:, :, :16, :16]
-    mu2 = model.encoder(x2)[0].view(4, 3, 8, 8)
-    assert torch.equal(mu2[..., 5:, 5:], mu.view(4, 3, 8, 8)[..., 5:, 5:])
-    assert not torch.equal(mu2[..., :2, :2], mu.view(4, 3, 8, 8)[..., :2, :2])
-    # the decoder reads the flat [ŷ, ẑ] as planes: one ŷ everywhere, the map where it is
-    code = model.encode(x)
-    assert code.tensor.shape == (4, len(model.attr_names) + 192) and code["z"].shape == (4, 192)
-    assert model.decode(code).shape == x.shape
-    f = model.forward_pass(x, y)
-    assert f["z_aux"].shape == (4, 192) and model.aux(f["z_aux"]).shape == y.shape
-    losses = model.autoencoder_loss(x, y, f)
-    assert torch.isfinite(losses["autoencoder"])
-    # an edit still keeps ẑ and sets ŷ; with ŷ at its own value it is the reconstruction
-    a = model.attr_names[0]
-    assert torch.allclose(model.edit(x, a, code[a][:, 0]), model.reconstruct(x), atol=1e-6)
-    for bad in (5, 64, 2):
-        with pytest.raises(UsageError, match=rf"z_map={bad}: a spatial ẑ must be the image size 64 halved 1–4 times \(4, 8, 16, 32\)"):
-            build(faces, z_map=bad)

@@ -45,14 +45,6 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 
-* ``z_map`` (ours, 0 = the paper's vector in both presets): a *spatial* ẑ of ``z_dim`` channels at
-  ``z_map`` × ``z_map`` (the image halved 1–4 times). μ and log σ² are 1×1 convolutions on the
-  encoder's features at that resolution; the decoder tiles ŷ on planes beside the map, a k3
-  convolution replaces its FC layer, and the transposed convolutions that remain follow. ŷ's head,
-  L_KL (per element of the map), A_ψ (on the flattened map) and every equation are unchanged. Every
-  vector row reconstructed faces at ~20 dB whatever its width, while DNA-GAN's spatial latent gives
-  25 dB on the same faces (docs/results.md §11).
-
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
 value an edit sets), and a class loss on the reconstruction (``beta_rec_class=1``).
@@ -102,57 +94,31 @@ def _down(channels: int, f: int, resnet: bool, norm: str) -> list[nn.Module]:
 
 class Encoder(nn.Module):
     """x → (μ, log σ², ŷ logits): four k5 s2 convs, then FC heads; ŷ's head reads the features
-    themselves (``y_head=trunk``) or a detached copy (``detached``). With ``downs`` set (a spatial ẑ,
-    ``z_map``) μ and log σ² are 1×1 convolutions on the features after ``downs`` convs, flattened;
-    ŷ still reads the last features."""
+    themselves (``y_head=trunk``) or a detached copy (``detached``)."""
 
-    def __init__(self, channels: int, size: int, f: int, z_dim: int, n_attr: int, resnet: bool, y_head: str,
-                 downs: int | None = None) -> None:
+    def __init__(self, channels: int, size: int, f: int, z_dim: int, n_attr: int, resnet: bool, y_head: str) -> None:
         super().__init__()
         self.conv = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten())
-        self.spatial = downs is not None
-        self.cut = (3 if resnet else 2) * (downs or 4)  # modules up to the spatial ẑ's resolution
         flat = 8 * f * (size // 16) ** 2
-        if self.spatial:
-            w = f * 2 ** (downs - 1)
-            self.mu, self.logvar = nn.Conv2d(w, z_dim, 1), nn.Conv2d(w, z_dim, 1)
-        else:
-            self.mu, self.logvar = nn.Linear(flat, z_dim), nn.Linear(flat, z_dim)
-        self.y = nn.Linear(flat, n_attr)
+        self.mu, self.logvar, self.y = nn.Linear(flat, z_dim), nn.Linear(flat, z_dim), nn.Linear(flat, n_attr)
         self.detach_y = y_head == "detached"
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        h, src = x, None
-        for i, layer in enumerate(self.conv):
-            h = layer(h)
-            if i + 1 == self.cut:
-                src = h
-        src = src if self.spatial else h
-        mu, logvar = self.mu(src).flatten(1), self.logvar(src).flatten(1)
-        return mu, logvar, self.y(h.detach() if self.detach_y else h)
+        h = self.conv(x)
+        return self.mu(h), self.logvar(h), self.y(h.detach() if self.detach_y else h)
 
 
 class Decoder(nn.Module):
     """[ŷ, z] → image logits: FC to 8f × s/16 × s/16, ReLU, then k3 s2 p1 op1 transposed convs to
-    4f, 2f, f (BN, ReLU; a residual block after each with ``resnet``) and to the image. With a
-    spatial ẑ (``z_channels`` > 0, after ``downs`` halvings) the flat z is reshaped to its map,
-    ŷ is tiled on planes beside it, a k3 conv (BN, ReLU) replaces the FC, and ``downs`` transposed
-    convs follow."""
+    4f, 2f, f (BN, ReLU; a residual block after each with ``resnet``) and to the image."""
 
-    def __init__(self, in_dim: int, channels: int, size: int, f: int, resnet: bool, n_attr: int = 0,
-                 z_channels: int = 0, downs: int = 4) -> None:
+    def __init__(self, in_dim: int, channels: int, size: int, f: int, resnet: bool) -> None:
         super().__init__()
-        side = size // 2**downs
-        w0 = f * 2 ** (downs - 1)
-        self.n_attr, self.z_shape = n_attr, (z_channels, side, side)
-        if z_channels:
-            self.fc = nn.Sequential(*conv_block(n_attr + z_channels, w0, 3, 1, 1, norm="batch", act="relu"))
-        else:
-            self.start = (8 * f, size // 16, size // 16)
-            self.fc = nn.Sequential(*linear_block(in_dim, 8 * f * (size // 16) ** 2, act="relu"))
+        self.start = (8 * f, size // 16, size // 16)
+        self.fc = nn.Sequential(*linear_block(in_dim, 8 * f * (size // 16) ** 2, act="relu"))
         layers: list[nn.Module] = []
-        c_in = w0
-        for w in [f * 2**i for i in range(downs - 2, -1, -1)]:
+        c_in = 8 * f
+        for w in (4 * f, 2 * f, f):
             layers += conv_block(c_in, w, 3, 2, 1, norm="batch", act="relu", transpose=True, output_padding=1)
             if resnet:
                 layers.append(ResidualBlock(w))
@@ -161,10 +127,6 @@ class Decoder(nn.Module):
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, h: Tensor) -> Tensor:
-        if self.z_shape[0]:
-            y, z = h[:, : self.n_attr], h[:, self.n_attr :].view(-1, *self.z_shape)
-            planes = y[:, :, None, None].expand(-1, -1, *self.z_shape[1:])
-            return self.deconv(self.fc(torch.cat([planes, z], 1)))
         return self.deconv(self.fc(h).view(-1, *self.start))
 
 
@@ -226,7 +188,6 @@ class IFcVAEGAN(Model):
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
-        z_map: nonnegative() = 0  # ours: side of a spatial ẑ of z_dim channels (0: the paper's vector)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -234,12 +195,9 @@ class IFcVAEGAN(Model):
         self.attr_names = resolve_attributes(info, c.attributes)
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         k, resnet = len(self.attr_names), c.arch == "resnet"
-        downs = self._z_downs(info.size, c.z_map)
-        z_total = c.z_dim * c.z_map**2 if c.z_map else c.z_dim  # ẑ's flat length
-        self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head, downs)
-        self.decoder = Decoder(k + z_total, info.channels, info.size, c.width, resnet, k,
-                               c.z_dim if c.z_map else 0, downs or 4)
-        self.aux = Auxiliary(z_total, c.aux_hidden, k)
+        self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head)
+        self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet)
+        self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
@@ -247,17 +205,6 @@ class IFcVAEGAN(Model):
             self.register_buffer("label_count", torch.zeros(()))
 
     # --- configuration ---------------------------------------------------------------------
-    @staticmethod
-    def _z_downs(size: int, z_map: int) -> int | None:
-        """How many of the encoder's four halvings come before a spatial ẑ of side ``z_map``."""
-        if not z_map:
-            return None
-        sides = {size // 2**d: d for d in range(1, 5)}
-        if z_map not in sides or size % 2**sides[z_map]:
-            raise UsageError(f"model.z_map={z_map}: a spatial ẑ must be the image size {size} halved 1–4 times "
-                             f"({', '.join(map(str, sorted(sides)))}), or 0 for the paper's vector")
-        return sides[z_map]
-
     @classmethod
     def check_data(cls, info) -> None:
         require_binary_attributes(cls.name, info, "try faces, celeba or a folder with attributes; mddae edits classes")
