@@ -6,6 +6,7 @@ reads it, traversal grids, and the training cost.
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-shapes --only table7
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-shapes --rows udgan udgan-g --steps 3000
     python benchmarks/udgan_shapes.py --out runs/bench-udgan-cost --rows udgan-g --steps 3000 --batch 16 --only cost
+    python benchmarks/udgan_shapes.py --out runs/bench-udgan-phi1 --rows udgan --steps 3000 --batch 16 --set lambda_phi=1
 
 Rows (Table 1): β-VAE (β = 4), DIP-VAE-I, InfoGAN, UD-GAN, UD-GAN-G (moments), each its fast preset
 with the *same budget*: ``--steps`` steps of ``--batch`` real images, seed 0, one run at a time.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
@@ -116,10 +118,20 @@ def main() -> None:
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help=f"row names or models: {', '.join(ROWS)}")
     ap.add_argument("--points", type=int, default=2000, help="interventional metrics' training points")
     ap.add_argument("--knob-samples", type=int, default=32)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a model config override for every row picked (e.g. lambda_phi=1); repeatable")
     ap.add_argument("--only", choices=["table7", "cost"],
                     help="table7: only Table 7 (no training); cost: only train the rows and time them (nothing else running)")
     args = ap.parse_args()
     out = Path(args.out)
+    extra = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: write KEY=VALUE, e.g. --set lambda_phi=1")
+        extra[key] = yaml.safe_load(value)
+    for name in list(ROWS):
+        ROWS[name] = (ROWS[name][0], {**ROWS[name][1], **extra})
     if args.only == "cost":
         train = fk.data.load("shapes2d", split="train")
         for name in pick_rows(args.rows, ROWS):
