@@ -74,11 +74,6 @@ children changed 2–10× more of the face (mean |Δ|) than the true counterfact
 presets. ``cls_noise`` = σ > 0 (ours, the Gaussian-noise training of randomised smoothing, Cohen et
 al., ICML 2019): C sees every image, real or child, plus N(0, σ²), so a child cannot satisfy it with
 fine noise that a clean classifier misreads (results §12 measured C fooled where the judge was not).
-``lambda_tv`` > 0 (ours; the anisotropic total variation of Rudin, Osher & Fatemi, as GANimation,
-Pumarola et al. ECCV 2018, puts on its attention mask): the generator adds λ_tv·[TV(B2 − B) +
-TV(A2 − A)] (:meth:`tv_loss`), so a child's change is smooth — drawn as regions, not as speckle.
-Measured before it (results §12): the identity a child loses is the eye shape and nose next to the
-edit, where the pictures show speckle. Off in both presets.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -238,7 +233,6 @@ class DNAGAN(Model):
         lambda_cls: nonnegative(float) = 0.0  # ours (AttGAN's attribute classifier on the children; module doc)
         lambda_residual: nonnegative(float) = 0.0  # ours (Shen & Liu's L1 on each child's change; module doc)
         cls_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise on every image C sees (classify)
-        lambda_tv: nonnegative(float) = 0.0  # ours: total variation of each child's change (tv_loss; module doc)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -497,17 +491,6 @@ class DNAGAN(Model):
         [0, 1] image."""
         return sum(self.rec_loss(p.xb, k["B2"]) + self.rec_loss(p.xa, k["A2"]) for p, k in zip(pairs, kids))
 
-    @staticmethod
-    def total_variation(d: Tensor) -> Tensor:
-        """TV(d) = mean |d[y+1, x] − d[y, x]| + mean |d[y, x+1] − d[y, x]| over batch, channels and
-        pixels, halved like :meth:`rec_loss` (images in [−1, 1], so it is in [0, 1]-image units)."""
-        return ((d[..., 1:, :] - d[..., :-1, :]).abs().mean() + (d[..., 1:] - d[..., :-1]).abs().mean()) * 0.5
-
-    def tv_loss(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> Tensor:
-        """``lambda_tv`` (ours): Σ over pairs of TV(B2 − B) + TV(A2 − A), each child's change."""
-        tv = self.total_variation
-        return sum(tv(k["B2"] - p.xb) + tv(k["A2"] - p.xa) for p, k in zip(pairs, kids))
-
     # --- the players ----------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
@@ -535,8 +518,7 @@ class DNAGAN(Model):
         return loss.detach()
 
     def generator_step(self, pairs, kids, opt) -> dict[str, Tensor]:
-        """L_G = L_rec + λ_gan L_GAN (eq. 5) into the encoder and decoder (+ λ_cls L_cls + λ_res L_res
-        + λ_tv L_tv, ours)."""
+        """L_G = L_rec + λ_gan L_GAN (eq. 5) into the encoder and decoder (+ λ_cls L_cls + λ_res L_res, ours)."""
         rec = sum(self.rec_loss(p.xa, k["A1"]) + self.rec_loss(p.xb, k["B1"]) for p, k in zip(pairs, kids))
         gan = self.gan_loss(self.critic_scores(pairs, kids, detach=False))
         total = rec + self.config.lambda_gan * gan
@@ -549,10 +531,6 @@ class DNAGAN(Model):
             res = self.residual_loss(pairs, kids)
             total = total + self.config.lambda_residual * res
             out["residual_g"] = res.detach()
-        if self.config.lambda_tv:
-            tv = self.tv_loss(pairs, kids)
-            total = total + self.config.lambda_tv * tv
-            out["tv_g"] = tv.detach()
         opt.step("generator", total)
         return {**out, "generator": total.detach()}
 
