@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 import factorkit as fk
+from factorkit.api import build_run_config
+from factorkit.errors import UsageError
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.nn.guidance import moments
@@ -124,14 +125,13 @@ def main() -> None:
                     help="table7: only Table 7 (no training); cost: only train the rows and time them (nothing else running)")
     args = ap.parse_args()
     out = Path(args.out)
-    extra = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: write KEY=VALUE, e.g. --set lambda_phi=1")
-        extra[key] = yaml.safe_load(value)
-    for name in list(ROWS):
-        ROWS[name] = (ROWS[name][0], {**ROWS[name][1], **extra})
+    for name in pick_rows(args.rows, ROWS):  # RunConfig.parse_strings: unknown keys and wrong types refused
+        try:
+            typed = build_run_config(ROWS[name][0], "shapes2d").parse_strings(
+                [a if a.startswith("model.") else f"model.{a}" for a in args.set])
+        except UsageError as exc:
+            ap.error(f"{name}: {exc}")
+        ROWS[name] = (ROWS[name][0], {**ROWS[name][1], **{k.removeprefix("model."): v for k, v in typed.items()}})
     if args.only == "cost":
         train = fk.data.load("shapes2d", split="train")
         for name in pick_rows(args.rows, ROWS):

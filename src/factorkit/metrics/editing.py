@@ -340,6 +340,7 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
         hit = p_on(child)[:, k] > 0.5
         s = int(hit.sum()) if value == 1 else int((~hit).sum())
         r_in, r_child, r_rec, r_cf = (judge.read(t)[:, keep] for t in (x, child, recon, cf))
+        kept, kept_truth = (r_child == r_in).float(), (r_cf == r_in).float()  # (pairs, factors)
         out.update({
             f"{label}.mse": float(m_child.mean()), f"{label}.mse_reconstruction": float(m_recon.mean()),
             f"{label}.psnr": float(psnr(cf, child).mean()), f"{label}.psnr_reconstruction": float(psnr(cf, recon).mean()),
@@ -347,14 +348,12 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
             f"{label}.psnr_input": float(psnr(cf, x).mean()),
             f"{label}.closer_input": float((m_child < m_input).float().mean()),
             f"{label}.success": s / n if n else float("nan"), f"{label}.success.ci95": list(wilson_interval(s, n)),
-            f"{label}.identity": float((r_child == r_in).float().mean()),
+            f"{label}.identity": float(kept.mean()),
             f"{label}.identity_reconstruction": float((r_rec == r_in).float().mean()),
-            f"{label}.identity_of_truth": float((r_cf == r_in).float().mean()),
+            f"{label}.identity_of_truth": float(kept_truth.mean()),
             f"{label}.identity_truth": float((r_child == r_cf).float().mean()),
             f"{label}.change": float((child - x).abs().mean()), f"{label}.change_truth": float((cf - x).abs().mean()),
-            f"{label}.identity_by_factor": {names[j]: float((r_child[:, c] == r_in[:, c]).float().mean())
-                                            for c, j in enumerate(keep)},
-            f"{label}.identity_of_truth_by_factor": {names[j]: float((r_cf[:, c] == r_in[:, c]).float().mean())
-                                                     for c, j in enumerate(keep)},
+            f"{label}.identity_by_factor": {names[j]: float(v) for j, v in zip(keep, kept.mean(0))},
+            f"{label}.identity_of_truth_by_factor": {names[j]: float(v) for j, v in zip(keep, kept_truth.mean(0))},
         })
     return out
