@@ -25,7 +25,9 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0 unless ``--see
   attribute classifier on the children (``lambda_cls=1``; ``-cls3``: 3); ``residual-children-cls-l1``
   adds Shen & Liu's L1 on each child's change (``lambda_residual=1``; ``-l1w``: 0.3); ``-l1w-noise``
   the 0.3 row with Gaussian noise (σ = 0.2 on [−1, 1]) on every image the classifier sees (``cls_noise``);
-  ``-l1-noise`` the same noise with ``lambda_residual=1``; ``-l1-noise4`` with σ = 0.4.
+  ``-l1-noise`` the same noise with ``lambda_residual=1``; ``-l1-noise4`` with σ = 0.4; ``-l1w-noise-mask``
+  the ``-l1w-noise`` row with GANimation's attention mask on each child's change (``children=masked``,
+  ``lambda_mask=0.1``, edited as ``edit_output=masked``).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -76,6 +78,8 @@ ROWS: dict[str, dict] = {
     "residual-children-cls-l1w-noise": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2},
     "residual-children-cls-l1-noise": {**CLS, "lambda_residual": 1.0, "cls_noise": 0.2},
     "residual-children-cls-l1-noise4": {**CLS, "lambda_residual": 1.0, "cls_noise": 0.4},
+    "residual-children-cls-l1w-noise-mask": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "children": "masked",
+                                             "edit_output": "masked", "lambda_mask": 0.1},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 

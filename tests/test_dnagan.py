@@ -41,7 +41,7 @@ def pair_batch(model, ds, step=0, batch_size=4, seed=0):
 def decoder_input(model, fn):
     """Run ``fn`` and return what the decoder was given (the latent after annihilation / swaps)."""
     seen = []
-    handle = model.decoder.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    handle = model.decoder.net.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
     try:
         fn()
     finally:
@@ -746,3 +746,92 @@ def test_cls_noise_adds_gaussian_noise_to_every_image_the_classifier_sees(faces)
         hand_c = F.binary_cross_entropy_with_logits(model.classifier(real + 0.3 * torch.randn_like(real)), torch.cat([p.ya, p.yb]))
     torch.manual_seed(5)
     torch.testing.assert_close(model.classifier_step(pairs, players(model)), hand_c)
+
+
+def _shake(model):
+    """An untrained decoder draws nearly one image and mask for every latent: give the pieces an effect."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for q in [*model.encoder.parameters(), *model.decoder.parameters()]:
+            q.normal_(0, 0.3)
+    return model
+
+
+def test_masked_children_gate_the_residual_change_with_the_mask_drawn_from_the_childs_latent(faces):
+    with pytest.raises(UsageError, match="edit_output=masked.*children=masked"):
+        build(faces, edit_output="masked", children="residual")
+    with pytest.raises(UsageError, match="lambda_mask.*children=masked"):
+        build(faces, lambda_mask=0.1, children="residual")
+    model = _shake(build(faces, schedule="cyclic", children="masked", lambda_mask=0.5, gan="nonsaturating",
+                                lr=2e-3))
+    pairs = model.pairs(pair_batch(model, faces, 1), 1)
+    p, b = pairs[0], len(pairs[0].xa)
+    with torch.no_grad():
+        latent = decoder_input(model, lambda: model.breed(pairs))
+        kids = model.breed(pairs)[0]
+        images, masks = model.decoder.split(latent)
+    assert masks.shape == (4 * b, 1, *images.shape[2:]) and 0 <= float(masks.min()) and float(masks.max()) <= 1
+    a1, b1, a2, b2 = images.split(b)
+    ma2, mb2 = masks[2 * b:].split(b)
+    torch.testing.assert_close(kids["A1"], a1)  # the reconstruction term's images are the plain decodes
+    torch.testing.assert_close(kids["B1"], b1)
+    torch.testing.assert_close(kids["A2"], (p.xa + ma2 * (a2 - a1)).clamp(-1, 1))
+    torch.testing.assert_close(kids["B2"], (p.xb + mb2 * (b2 - b1)).clamp(-1, 1))
+    assert float((ma2 - ma2.mean()).abs().max()) > 1e-3  # a mask per pixel, not one gate per image
+    with torch.no_grad():  # a closed mask leaves the parent exactly; an open one is the residual child
+        bias = model.decoder.mask_bias.clone()
+        model.decoder.mask_bias.fill_(-1e4)
+        shut = model.breed(pairs)[0]
+        model.decoder.mask_bias.fill_(1e4)
+        open_ = model.breed(pairs)[0]
+        model.decoder.mask_bias.copy_(bias)
+    torch.testing.assert_close(shut["A2"], p.xa)
+    torch.testing.assert_close(shut["B2"], p.xb)
+    torch.testing.assert_close(open_["A2"], (p.xa + a2 - a1).clamp(-1, 1))
+    torch.testing.assert_close(open_["B2"], (p.xb + b2 - b1).clamp(-1, 1))
+    # the area price: mean(m_B2) + mean(m_A2), in the generator's total with its weight
+    kids_list = model.breed(pairs)
+    with torch.no_grad():
+        hand = mb2.sum() / mb2.numel() + ma2.sum() / ma2.numel()
+        torch.testing.assert_close(model.mask_loss(kids_list), hand)
+        expected = (model.rec_loss(p.xa, kids_list[0]["A1"]) + model.rec_loss(p.xb, kids_list[0]["B1"])
+                    + model.gan_loss(model.critic_scores(pairs, kids_list, detach=False)) + 0.5 * hand)
+    out = model.generator_step(pairs, kids_list, players(model))
+    torch.testing.assert_close(out["generator"], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["mask_g"], hand)
+    # descending the price alone closes the masks
+    opt = players(model)
+    first = float(model.mask_loss(model.breed(pairs)))
+    for _ in range(20):
+        opt.step("generator", model.mask_loss(model.breed(pairs)))
+    assert float(model.mask_loss(model.breed(pairs))) < 0.8 * first
+
+
+def test_masked_edit_output_is_the_input_plus_the_masked_change_as_training_breeds_it(faces):
+    model = _shake(build(faces, children="masked", edit_output="masked")).eval()
+    a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
+    with torch.no_grad():
+        ha, hb = model._latent(a), model._latent(b)
+        dec = lambda h: ((model.decoder.split(h)[0] + 1) / 2, model.decoder.split(h)[1])  # noqa: E731
+        j = model.attr_names.index("Smiling")
+        s = model.piece(j)
+        hb2 = hb.clone()
+        hb2[:, s] = ha[:, s]
+        img, m = dec(hb2)
+        want_b = (b + m * (img - dec(hb)[0])).clamp(0, 1)
+    torch.testing.assert_close(model.swap(a, b, attributes=["Smiling"]), want_b)
+    with torch.no_grad():
+        hb0 = hb.clone()
+        hb0[:, model.piece(model.attr_names.index("Bangs"))] = 0.0
+        img0, m0 = dec(hb0)
+    torch.testing.assert_close(model.edit(b, "Bangs", 0.0), (b + m0 * (img0 - dec(hb)[0])).clamp(0, 1))
+    # the crossbreed is exactly what children=masked trains; A's own latent gives A itself
+    kids = model.crossbreed(a, b, "Smiling")
+    torch.testing.assert_close(kids["A1"], a)
+    torch.testing.assert_close(kids["B1"], b)
+    ones, zeros = torch.ones(3, 3), torch.zeros(3, 3)
+    with torch.no_grad():
+        bred = model.breed([Pair(j, a * 2 - 1, ones, b * 2 - 1, zeros)])[0]
+    torch.testing.assert_close(kids["B2"], (bred["B2"] + 1) / 2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kids["A2"], (bred["A2"] + 1) / 2, rtol=1e-5, atol=1e-5)
+    assert (kids["B2"] - b).abs().max() > 0.01  # the edit does change the image

@@ -279,11 +279,13 @@ EDIT_OUTPUT_DOC = (
     "autoencoder blurs are kept (docs/results.md §10, the ceiling of identity-retention)")
 
 
-def residual_output(images: Tensor, edited: Tensor, reconstruction: Tensor) -> Tensor:
+def residual_output(images: Tensor, edited: Tensor, reconstruction: Tensor, mask: Tensor | None = None) -> Tensor:
     """``edit_output=residual``: x + (edited − reconstruction), in [0, 1]. The decoder supplies only
     the change the edit makes; every pixel it would have reproduced unchanged comes from the input,
-    so an edit that changes nothing returns the input exactly."""
-    return (images + edited - reconstruction).clamp(0, 1)
+    so an edit that changes nothing returns the input exactly. ``mask`` (a model's
+    ``edit_output=masked``, values in [0, 1]): x + mask ⊙ (edited − reconstruction)."""
+    change = edited - reconstruction
+    return (images + (change if mask is None else mask * change)).clamp(0, 1)
 
 
 def images_to_signed(x: Tensor) -> Tensor:

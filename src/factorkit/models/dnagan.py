@@ -74,6 +74,13 @@ children changed 2–10× more of the face (mean |Δ|) than the true counterfact
 presets. ``cls_noise`` = σ > 0 (ours, the Gaussian-noise training of randomised smoothing, Cohen et
 al., ICML 2019): C sees every image, real or child, plus N(0, σ²), so a child cannot satisfy it with
 fine noise that a clean classifier misreads (results §12 measured C fooled where the judge was not).
+``children=masked`` (ours, after the attention masks of GANimation, Pumarola et al., ECCV 2018, eq. 1–2,
+and SaGAN, Zhang et al., ECCV 2018): the decoder draws one more plane, a mask m in [0, 1], and each
+child is its residual child gated by the mask drawn from its own latent, A2 = A + m_A2 ⊙ (Dec(h_A2) − A1)
+(:meth:`masked_children`); ``lambda_mask`` prices the mask's area (:meth:`mask_loss`), so the edit
+decides *where* it draws and leaves every other pixel exactly the parent's (results §12 found the
+children lose the eye shape and nose next to the edit). ``edit_output=masked`` edits the same way,
+x + m ⊙ (D(h') − D(h)). Off in both presets.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -132,18 +139,31 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """The code's "joiner": deconv k4 s2 to 4f, 2f (BN, ReLU), to the image, a learned bias, tanh."""
+    """The code's "joiner": deconv k4 s2 to 4f, 2f (BN, ReLU), to the image, a learned bias, tanh.
 
-    def __init__(self, channels: int, f: int) -> None:
+    ``mask=True`` (``children=masked``, ours): the last deconvolution draws one more plane, the
+    mask logit; :meth:`split` returns (image, m = sigmoid(logit + learned bias)), ``forward`` the
+    image alone, so every other use of the decoder is unchanged."""
+
+    def __init__(self, channels: int, f: int, mask: bool = False) -> None:
         super().__init__()
+        self.channels = channels
         self.net = nn.Sequential(*conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
                                  *conv_block(4 * f, 2 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
-                                 *conv_block(2 * f, channels, 4, 2, 1, bias=False, transpose=True))
+                                 *conv_block(2 * f, channels + int(mask), 4, 2, 1, bias=False, transpose=True))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        if mask:
+            self.mask_bias = nn.Parameter(torch.zeros(1, 1, 1, 1))
         _init(self)
 
+    def split(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.net(h)
+        image = torch.tanh(out[:, :self.channels] + self.bias)
+        mask = torch.sigmoid(out[:, self.channels:] + self.mask_bias) if hasattr(self, "mask_bias") else None
+        return image, mask
+
     def forward(self, h: Tensor) -> Tensor:
-        return torch.tanh(self.net(h) + self.bias)
+        return self.split(h)[0]
 
 
 class Critic(nn.Module):
@@ -227,12 +247,13 @@ class DNAGAN(Model):
         annihilate: bool = True  # False: swap b_i instead of zeroing it (§3.3's ablation)
         critic_labels: Literal["donor", "recipient"] = "donor"  # the code | ours (see the module doc)
         prototype_momentum: fraction() = 0.99  # running mean of each piece over the training A's
-        edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
-        children: Literal["decoded", "residual"] = "decoded"  # the paper | ELEGANT's residual children (module doc)
+        edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC | masked (module doc)
+        children: Literal["decoded", "residual", "masked"] = "decoded"  # the paper | ELEGANT's residual children | + a mask (module doc)
         critic_condition: Literal["planes", "projection"] = "planes"  # the paper's label planes | ours (Critic)
         lambda_cls: nonnegative(float) = 0.0  # ours (AttGAN's attribute classifier on the children; module doc)
         lambda_residual: nonnegative(float) = 0.0  # ours (Shen & Liu's L1 on each child's change; module doc)
         cls_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise on every image C sees (classify)
+        lambda_mask: nonnegative(float) = 0.0  # ours (GANimation's L1 on the attention mask; children=masked)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -249,7 +270,14 @@ class DNAGAN(Model):
             raise UsageError(f"{self.name}: an attribute named 'z' would clash with the attribute-free part")
         self.latent_shape = (latent, info.size // 8, info.size // 8)
         self.encoder = Encoder(info.channels, c.width)
-        self.decoder = Decoder(info.channels, c.width)
+        masked = c.children == "masked"
+        if c.edit_output == "masked" and not masked:
+            raise UsageError(f"{self.name}: model.edit_output=masked reads the decoder's mask, which only "
+                             f"model.children=masked trains (children={c.children}); set both, or edit_output=residual")
+        if c.lambda_mask and not masked:
+            raise UsageError(f"{self.name}: model.lambda_mask={c.lambda_mask} is the L1 on the children's mask, and "
+                             f"model.children={c.children} has none; set model.children=masked or drop lambda_mask")
+        self.decoder = Decoder(info.channels, c.width, mask=masked)
         self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition)
         if c.cls_noise and not c.lambda_cls:
             raise UsageError(f"{self.name}: model.cls_noise={c.cls_noise} is the noise on the attribute classifier's "
@@ -389,14 +417,18 @@ class DNAGAN(Model):
             sizes.append(b)
             eas.append(ea)
             ebs.append(eb)
-        images = self.decoder(torch.cat(latents))
+        images, masks = self.decoder.split(torch.cat(latents))
         out, at = [], 0
         for p, b, ea, eb in zip(pairs, sizes, eas, ebs):
             a1, b1, a2, b2 = images[at:at + 4 * b].split(b)
-            at += 4 * b
+            kid = {"ea": ea, "eb": eb}
             if self.config.children == "residual":
                 a2, b2 = self.residual_children(p, a1, b1, a2, b2)
-            out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, "ea": ea, "eb": eb})
+            elif self.config.children == "masked":
+                kid["mA2"], kid["mB2"] = masks[at + 2 * b:at + 4 * b].split(b)
+                a2, b2 = self.masked_children(p, a1, b1, a2, b2, kid["mA2"], kid["mB2"])
+            at += 4 * b
+            out.append({"A1": a1, "B1": b1, "A2": a2, "B2": b2, **kid})
         return out
 
     @staticmethod
@@ -407,6 +439,13 @@ class DNAGAN(Model):
         critic trains only the difference: a shift of every decode alike cancels (with the baseline
         detached, the critic's push moved every decode and the reconstruction fell apart, results §12)."""
         return (p.xa + a2 - a1).clamp(-1, 1), (p.xb + b2 - b1).clamp(-1, 1)
+
+    @staticmethod
+    def masked_children(p: Pair, a1: Tensor, b1: Tensor, a2: Tensor, b2: Tensor, ma2: Tensor, mb2: Tensor) -> tuple[Tensor, Tensor]:
+        """``children=masked``: A2 = A + m_A2 ⊙ (Dec(h_A2) − A1), B2 = B + m_B2 ⊙ (Dec(h_B2) − B1), in
+        [−1, 1]: the residual children of :meth:`residual_children` with the change gated by the mask
+        the decoder draws from the child's latent (m = 0: the parent, untouched; m = 1: the residual child)."""
+        return (p.xa + ma2 * (a2 - a1)).clamp(-1, 1), (p.xb + mb2 * (b2 - b1)).clamp(-1, 1)
 
     def child_labels(self, p: Pair) -> tuple[Tensor, Tensor]:
         """What the critic is told B2 and A2 are (``critic_labels``)."""
@@ -491,6 +530,13 @@ class DNAGAN(Model):
         [0, 1] image."""
         return sum(self.rec_loss(p.xb, k["B2"]) + self.rec_loss(p.xa, k["A2"]) for p, k in zip(pairs, kids))
 
+    @staticmethod
+    def mask_loss(kids: list[dict[str, Tensor]]) -> Tensor:
+        """``lambda_mask`` (GANimation's λ_A‖A‖₁, Pumarola et al. 2018, eq. 2, ours here): Σ over pairs of
+        mean(m_B2) + mean(m_A2), the share of each child's pixels its mask opens. An area price, where
+        ``lambda_residual`` prices the change's size: inside the mask a change is free to be bold."""
+        return sum(k["mB2"].mean() + k["mA2"].mean() for k in kids)
+
     # --- the players ----------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
@@ -531,6 +577,10 @@ class DNAGAN(Model):
             res = self.residual_loss(pairs, kids)
             total = total + self.config.lambda_residual * res
             out["residual_g"] = res.detach()
+        if self.config.children == "masked":
+            m = self.mask_loss(kids)
+            total = total + self.config.lambda_mask * m
+            out["mask_g"] = m.detach()
         opt.step("generator", total)
         return {**out, "generator": total.detach()}
 
@@ -586,6 +636,11 @@ class DNAGAN(Model):
     def _decode_latent(self, h: Tensor) -> Tensor:
         return signed_to_images(self.decoder(h))
 
+    def _decode_latent_mask(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``children=masked``: the decode in [0, 1] and its mask."""
+        image, mask = self.decoder.split(h)
+        return signed_to_images(image), mask
+
     @torch.no_grad()
     def representation(self, images: Tensor) -> Tensor:
         """Each latent channel's spatial mean — (N, 4·width), piece by piece, then z — the fixed-size
@@ -623,6 +678,9 @@ class DNAGAN(Model):
     def _output(self, images: Tensor, h: Tensor, h_new: Tensor) -> Tensor:
         """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
         (``h``: the input's own latent, ``h_new``: the edited one)."""
+        if self.config.edit_output == "masked":
+            out, mask = self._decode_latent_mask(h_new)
+            return residual_output(self.check_images(images), out, self._decode_latent(h), mask)
         out = self._decode_latent(h_new)
         if self.config.edit_output == "residual":
             return residual_output(self.check_images(images), out, self._decode_latent(h))
@@ -648,15 +706,18 @@ class DNAGAN(Model):
                 b1[:, s], a2[:, s] = 0.0, 0.0
             else:
                 a2[:, s] = hb[:, s]
-        kids = dict(zip(("A1", "B1", "A2", "B2"), (self._decode_latent(k) for k in (a1, b1, a2, b2))))
-        if self.config.edit_output == "residual":
+        decoded = {k: self._decode_latent_mask(h) if self.config.children == "masked" else (self._decode_latent(h), None)
+                   for k, h in zip(("A1", "B1", "A2", "B2"), (a1, b1, a2, b2))}
+        kids = {k: v[0] for k, v in decoded.items()}
+        if self.config.edit_output in ("residual", "masked"):
             # each child is its parent plus the change from the parent's decode *as eq. 3 trains it*:
             # A1 for A, B1 for B (piece i annihilated). That is also what children=residual subtracts in
             # training; B's plain decode Dec(h_B), with its own b_i, is a latent annihilation never
             # decodes (results §12: with it the adds of one model fell from 0.70–0.97 to 0.20–0.30)
             x = {"A": self.check_images(images_a), "B": self.check_images(images_b)}
             rec = {"A": kids["A1"], "B": kids["B1"]}
-            kids = {k: residual_output(x[k[0]], v, rec[k[0]]) for k, v in kids.items()}
+            gate = {k: v[1] if self.config.edit_output == "masked" else None for k, v in decoded.items()}
+            kids = {k: residual_output(x[k[0]], v, rec[k[0]], gate[k]) for k, v in kids.items()}
         return kids
 
     def _references(self, j: int, reference: Tensor | None, n: int) -> tuple[Tensor, Tensor | float]:
