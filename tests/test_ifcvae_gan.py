@@ -474,3 +474,47 @@ def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
     assert model.autoencoder_loss(x, yb, f)["aux_enc"].item() == pytest.approx(
         adv.confusion_loss(model.aux(f["z_aux"]), model.label_prior()).item())
     assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()
+
+
+def test_the_flip_loss_asks_frozen_e_y_to_read_each_residual_edit_flipped(faces):
+    model = build(faces, lambda_flip=2.0, delta_gan=0.0).eval()  # eval: BatchNorm on running statistics
+    batch = faces.get_batch(np.arange(8))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    k = torch.arange(8) % len(model.attr_names)
+    # by hand: ŷ with attribute k of each image set to 1 − y_k, decoded with the same ẑ, as a residual edit
+    y_flip = torch.sigmoid(f["y_logits"]).clone()
+    target = 1 - y[torch.arange(8), k]
+    y_flip[torch.arange(8), k] = target
+    x_flip = (x + torch.sigmoid(model.decoder(torch.cat([y_flip, f["z"]], 1))) - torch.sigmoid(f["rec_logits"])).clamp(0, 1)
+    read = model.encoder(x_flip)[2][torch.arange(8), k]
+    by_hand = F.binary_cross_entropy_with_logits(read, target)
+    torch.testing.assert_close(model.flip_loss(x, y, f, k), by_hand)
+    # eq. 6 assembled plus λ_flip · L_flip (the draw of k aside)
+    torch.manual_seed(1)
+    with_flip = model.autoencoder_loss(x, y, f)
+    model.config.lambda_flip = 0.0
+    without = model.autoencoder_loss(x, y, f)
+    torch.testing.assert_close(with_flip["autoencoder"] - without["autoencoder"], 2.0 * with_flip["flip"])
+    # E_y's judgement is frozen: with ẑ and ŷ fixed, only the decoder gets gradient from the term
+    fixed = {**f, "z": f["z"].detach(), "y_logits": f["y_logits"].detach()}
+    fixed["rec_logits"] = model.decoder(torch.cat([torch.sigmoid(fixed["y_logits"]), fixed["z"]], 1))
+    loss = model.flip_loss(x, y, fixed, k)
+    enc = torch.autograd.grad(loss, list(model.encoder.parameters()), retain_graph=True, allow_unused=True)
+    assert all(g is None or not g.any() for g in enc)
+    dec = torch.autograd.grad(loss, list(model.decoder.parameters()))
+    assert sum(float(g.abs().sum()) for g in dec) > 0
+    # descending it on the decoder alone makes E_y read the flips (E_y's head made sensitive, as trained)
+    with torch.no_grad():
+        model.encoder.y.weight.mul_(100.0)
+    fixed["rec_logits"] = model.decoder(torch.cat([torch.sigmoid(fixed["y_logits"]), fixed["z"]], 1))
+    first = float(model.flip_loss(x, y, fixed, k))
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=3e-2)
+    for _ in range(100):
+        fixed["rec_logits"] = model.decoder(torch.cat([torch.sigmoid(fixed["y_logits"]), fixed["z"]], 1))
+        loss = model.flip_loss(x, y, fixed, k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
