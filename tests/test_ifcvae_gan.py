@@ -518,3 +518,27 @@ def test_the_flip_loss_asks_frozen_e_y_to_read_each_residual_edit_flipped(faces)
         loss.backward()
         opt.step()
     assert float(loss) < 0.5 * first
+
+
+def test_flip_noise_adds_gaussian_noise_to_the_edit_e_y_reads(faces):
+    with pytest.raises(UsageError, match="flip_noise.*lambda_flip"):
+        build(faces, flip_noise=0.1)  # noise on a read that does not exist
+    model = build(faces, lambda_flip=1.0, flip_noise=0.3, delta_gan=0.0).eval()
+    batch = faces.get_batch(np.arange(8))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    k = torch.arange(8) % len(model.attr_names)
+    y_flip = torch.sigmoid(f["y_logits"]).clone()
+    target = 1 - y[torch.arange(8), k]
+    y_flip[torch.arange(8), k] = target
+    x_flip = (x + torch.sigmoid(model.decoder(torch.cat([y_flip, f["z"]], 1))) - torch.sigmoid(f["rec_logits"])).clamp(0, 1)
+    torch.manual_seed(7)
+    noisy = x_flip + 0.3 * torch.randn_like(x_flip)  # the noise is added after the clamp, as smoothing does
+    by_hand = F.binary_cross_entropy_with_logits(model.encoder(noisy)[2][torch.arange(8), k], target)
+    torch.manual_seed(7)
+    torch.testing.assert_close(model.flip_loss(x, y, f, k), by_hand)
+    model.config.flip_noise = 0.0  # σ = 0: the clean read
+    clean = F.binary_cross_entropy_with_logits(model.encoder(x_flip)[2][torch.arange(8), k], target)
+    torch.testing.assert_close(model.flip_loss(x, y, f, k), clean)
+    assert not torch.allclose(clean, by_hand)

@@ -51,6 +51,9 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   λ_flip·L_bce(E_y(x')_k, 1 − y_k) with E_y's weights frozen for this term (``flip_loss``). The
   paper's class loss on x̂ (Table 1 row 3) asks the reconstruction to keep its attributes; this asks
   the edit to change one. Residual edits keep identity but were too faint for the judge (results §11).
+  ``flip_noise`` = σ > 0 (ours, randomised smoothing's Gaussian noise, Cohen et al. 2019, as DNA-GAN's
+  ``cls_noise``): E_y reads x' + N(0, σ²) (images in [0, 1]), so fine patterns that a clean E_y
+  misreads cannot satisfy the term (without it the decoder painted them, results §11).
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -196,10 +199,14 @@ class IFcVAEGAN(Model):
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         lambda_flip: nonnegative(float) = 0.0  # ours (AttGAN's L_cls on edits): frozen E_y must read each flipped residual edit
+        flip_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise E_y's flip read sees (randomised smoothing)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
         c = config
+        if c.flip_noise and not c.lambda_flip:
+            raise UsageError(f"{self.name}: model.flip_noise={c.flip_noise} is the noise on E_y's read of the flipped "
+                             "edits, and there is no flip term (model.lambda_flip=0); set model.lambda_flip > 0 or drop flip_noise")
         self.attr_names = resolve_attributes(info, c.attributes)
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         k, resnet = len(self.attr_names), c.arch == "resnet"
@@ -294,6 +301,8 @@ class IFcVAEGAN(Model):
         y_flip[rows, k] = target
         edited = torch.sigmoid(self.decoder(torch.cat([y_flip, f["z"]], 1)))
         x_flip = residual_output(x, edited, torch.sigmoid(f["rec_logits"]))
+        if self.config.flip_noise:
+            x_flip = x_flip + self.config.flip_noise * torch.randn_like(x_flip)
         frozen = {name: p.detach() for name, p in self.encoder.named_parameters()}
         logits = torch.func.functional_call(self.encoder, {**frozen, **dict(self.encoder.named_buffers())}, (x_flip,))[2]
         return F.binary_cross_entropy_with_logits(logits[rows, k], target)
