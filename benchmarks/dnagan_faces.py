@@ -27,7 +27,7 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0 unless ``--see
   the 0.3 row with Gaussian noise (σ = 0.2 on [−1, 1]) on every image the classifier sees (``cls_noise``);
   ``-l1-noise`` the same noise with ``lambda_residual=1``; ``-l1-noise4`` with σ = 0.4; ``-l1w-noise-mask``
   the ``-l1w-noise`` row with GANimation's attention mask on each child's change (``children=masked``,
-  ``lambda_mask=0.1``, edited as ``edit_output=masked``).
+  ``lambda_mask=0.1``, edited as ``edit_output=masked``; ``-mask03``: 0.03).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -80,6 +80,8 @@ ROWS: dict[str, dict] = {
     "residual-children-cls-l1-noise4": {**CLS, "lambda_residual": 1.0, "cls_noise": 0.4},
     "residual-children-cls-l1w-noise-mask": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "children": "masked",
                                              "edit_output": "masked", "lambda_mask": 0.1},
+    "residual-children-cls-l1w-noise-mask03": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "children": "masked",
+                                               "edit_output": "masked", "lambda_mask": 0.03},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
