@@ -835,3 +835,44 @@ def test_masked_edit_output_is_the_input_plus_the_masked_change_as_training_bree
     torch.testing.assert_close(kids["B2"], (bred["B2"] + 1) / 2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(kids["A2"], (bred["A2"] + 1) / 2, rtol=1e-5, atol=1e-5)
     assert (kids["B2"] - b).abs().max() > 0.01  # the edit does change the image
+
+
+def test_cli_edit_output_is_chosen_at_edit_time_and_checked(tmp_path, capsys):
+    from PIL import Image
+
+    from factorkit.cli import main
+
+    out = tmp_path / "dna"
+    tiny = ["--set", "model.width=4", "--set", "model.piece_channels=2", "--set", "model.attributes=Smiling,Eyeglasses",
+            "--set", "model.critic_burst=2", "--set", "data.size=2000", "--batch-size", "4", "--num-workers", "0", "--quiet"]
+    assert main(["train", "dna-gan", "--data", "faces", "--steps", "2", "--out", str(out), *tiny]) == 0
+    png = tmp_path / "face.png"
+    x = fk.data.load("faces", "test", size=2000).images_at(np.arange(1))
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(png)
+    x = torch.from_numpy(np.asarray(Image.open(png)).astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+    def edit(*extra):
+        target = tmp_path / f"e{len(list(tmp_path.glob('e*.png')))}.png"
+        code = main(["edit", str(out), "--image", str(png), "--attribute", "Smiling", "--value", "0", *extra, "--out", str(target)])
+        return code, (np.asarray(Image.open(target)) if target.exists() else None)
+
+    model = fk.load(out)
+    assert model.config.edit_output == "decoded"
+    _, plain = edit()
+    _, residual = edit("--edit-output", "Residual")  # any case, as --set takes it
+    decoded = model.edit(x, "Smiling", 0.0)
+    want = (x + decoded - model.reconstruct(x)).clamp(0, 1)
+    np.testing.assert_array_equal(plain, (decoded[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    np.testing.assert_array_equal(residual, (want[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    assert fk.load(out, edit_output="residual").config.edit_output == "residual"
+    assert fk.load(out).config.edit_output == "decoded"  # the run itself is unchanged
+    for mode, message in (("sharp", "returns its edits as one of decoded, residual, masked"),
+                          ("masked", "edit_output=masked reads the decoder's mask")):
+        code, image = edit("--edit-output", mode)
+        assert code == 2 and image is None and message in capsys.readouterr().err
+    ae = tmp_path / "ae"
+    assert main(["train", "ae", "--data", "faces", "--steps", "1", "--out", str(ae), "--set", "data.size=2000",
+                 "--batch-size", "4", "--num-workers", "0", "--quiet"]) == 0
+    assert main(["edit", str(ae), "--image", str(png), "--traverse", "0", "--edit-output", "residual",
+                 "--out", str(tmp_path / "t.png")]) == 2
+    assert "ae has no edit_output switch" in capsys.readouterr().err and not (tmp_path / "t.png").exists()

@@ -460,7 +460,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     image_path = check_image_file(args.image, "--image")
     other_path = check_image_file(args.swap_with, "--swap-with") if args.swap_with is not None else None
     out_path = check_out_file(args.out)
-    model = load(check_run_dir(args.dir))
+    model = load(check_run_dir(args.dir), edit_output=args.edit_output)
     info = model.info
     image, notice = read_image(image_path, info.channels, info.size)
     if notice:
@@ -661,6 +661,9 @@ def make_parser() -> argparse.ArgumentParser:
                    "--swap-with, --attribute NAME[,NAME] names attribute pieces instead (dna-gan)")
     s.add_argument("--traverse", type=int, metavar="K", help="draw a strip varying code dimension K")
     s.add_argument("--steps", type=int, default=7, help="images in a --traverse strip")
+    s.add_argument("--edit-output", metavar="MODE", help="how the edit is returned, for models with the switch "
+                   "(model.edit_output): decoded (the papers: the decoder's image), residual (the input plus the "
+                   "decoder's change), masked (dna-gan trained with children=masked); default: the run's")
     s.add_argument("--out", required=True, help="output PNG (written atomically)")
     s.set_defaults(func=cmd_edit)
 

@@ -7,12 +7,14 @@ module has to import that module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import get_args
 
 import torch
 
-from ..config import RunConfig, read_run_config
+from ..config import RunConfig, field_types, read_run_config
 from ..data.base import DatasetInfo
 from ..data.registry import dataset_options_class
 from ..errors import CheckpointError, UsageError
@@ -26,13 +28,26 @@ def load_config(path: str | Path) -> RunConfig:
     return read_run_config(path, lambda name: model_class(name).Config, dataset_options_class)
 
 
-def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Model:
+def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", edit_output: str | None = None) -> Model:
     """Rebuild a trained model from its run directory: config.yaml + dataset.json + weights
-    (``model.safetensors``, else the newest valid checkpoint). No pickles."""
+    (``model.safetensors``, else the newest valid checkpoint). No pickles. ``edit_output`` (the CLI's
+    ``--edit-output``) overrides ``model.edit_output`` for this session: how edits are returned
+    (``decoded`` the papers', ``residual``, ``masked``), which the weights do not depend on; a model
+    without the switch, or a value it does not take, is a UsageError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir / "config.yaml")
+    if edit_output is not None:
+        types_ = field_types(cfg.model)
+        if "edit_output" not in types_:
+            raise UsageError(f"--edit-output {edit_output}: {cfg.model_name} has no edit_output switch (its edits are "
+                             "always the decoder's image); drop --edit-output")
+        choices = [str(c) for c in get_args(types_["edit_output"])]
+        if edit_output.strip().lower() not in choices:
+            raise UsageError(f"--edit-output {edit_output}: {cfg.model_name} returns its edits as one of "
+                             f"{', '.join(choices)}")
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, edit_output=edit_output.strip().lower()))
     info_path = run_dir / "dataset.json"
     if not info_path.is_file():
         raise UsageError(f"{info_path}: missing; is {run_dir} a complete factorkit run directory?")
