@@ -476,25 +476,25 @@ def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
     assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()
 
 
-def flipped_by_hand(model, x, y, f, k):
-    """ŷ with attribute k of each image set to 1 − y_k, decoded with the same ẑ, as a residual edit:
-    (the edit, the flipped targets)."""
-    rows = torch.arange(len(x))
-    y_flip = torch.sigmoid(f["y_logits"]).clone()
-    target = 1 - y[rows, k]
-    y_flip[rows, k] = target
-    x_flip = (x + torch.sigmoid(model.decoder(torch.cat([y_flip, f["z"]], 1))) - torch.sigmoid(f["rec_logits"])).clamp(0, 1)
-    return x_flip, target
-
-
-def test_the_flip_loss_asks_frozen_e_y_to_read_each_residual_edit_flipped(faces):
-    model = build(faces, lambda_flip=2.0, delta_gan=0.0).eval()  # eval: BatchNorm on running statistics
+def flipped_by_hand(model, faces):
+    """Eight faces, their labels, the forward pass, one attribute k per image, and by hand the residual
+    edit with ŷ_k set to 1 − y_k (decoded with the same ẑ) and those targets."""
     batch = faces.get_batch(np.arange(8))
     x, y = batch["image"], model.labels(batch)
     torch.manual_seed(0)
     f = model.forward_pass(x, y)
-    k = torch.arange(8) % len(model.attr_names)
-    x_flip, target = flipped_by_hand(model, x, y, f, k)
+    rows = torch.arange(len(x))
+    k = rows % len(model.attr_names)
+    y_flip = torch.sigmoid(f["y_logits"]).clone()
+    target = 1 - y[rows, k]
+    y_flip[rows, k] = target
+    x_flip = (x + torch.sigmoid(model.decoder(torch.cat([y_flip, f["z"]], 1))) - torch.sigmoid(f["rec_logits"])).clamp(0, 1)
+    return x, y, f, k, x_flip, target
+
+
+def test_the_flip_loss_asks_frozen_e_y_to_read_each_residual_edit_flipped(faces):
+    model = build(faces, lambda_flip=2.0, delta_gan=0.0).eval()  # eval: BatchNorm on running statistics
+    x, y, f, k, x_flip, target = flipped_by_hand(model, faces)
     read = model.encoder(x_flip)[2][torch.arange(8), k]
     by_hand = F.binary_cross_entropy_with_logits(read, target)
     torch.testing.assert_close(model.flip_loss(x, y, f, k), by_hand)
@@ -531,12 +531,7 @@ def test_flip_noise_adds_gaussian_noise_to_the_edit_e_y_reads(faces):
     with pytest.raises(UsageError, match="flip_noise.*lambda_flip"):
         build(faces, flip_noise=0.1)  # noise on a read that does not exist
     model = build(faces, lambda_flip=1.0, flip_noise=0.3, delta_gan=0.0).eval()
-    batch = faces.get_batch(np.arange(8))
-    x, y = batch["image"], model.labels(batch)
-    torch.manual_seed(0)
-    f = model.forward_pass(x, y)
-    k = torch.arange(8) % len(model.attr_names)
-    x_flip, target = flipped_by_hand(model, x, y, f, k)
+    x, y, f, k, x_flip, target = flipped_by_hand(model, faces)
     torch.manual_seed(7)
     noisy = x_flip + 0.3 * torch.randn_like(x_flip)  # the noise is added after the clamp, as smoothing does
     by_hand = F.binary_cross_entropy_with_logits(model.encoder(noisy)[2][torch.arange(8), k], target)
