@@ -45,16 +45,6 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 
-* ``lambda_flip`` (ours, 0 in both presets; after AttGAN's classification loss on edited images,
-  He et al. 2019): every step flips one attribute k per image, ŷ'_k = 1 − y_k, builds the residual
-  edit x' = x + D(ŷ', ẑ) − D(ŷ, ẑ) (what ``edit_output=residual`` returns), and adds
-  λ_flip·L_bce(E_y(x')_k, 1 − y_k) with E_y's weights frozen for this term (``flip_loss``). The
-  paper's class loss on x̂ (Table 1 row 3) asks the reconstruction to keep its attributes; this asks
-  the edit to change one. Residual edits keep identity but were too faint for the judge (results §11).
-  ``flip_noise`` = σ > 0 (ours, randomised smoothing's Gaussian noise, Cohen et al. 2019, as DNA-GAN's
-  ``cls_noise``): E_y reads x' + N(0, σ²) (images in [0, 1]), so fine patterns that a clean E_y
-  misreads cannot satisfy the term (without it the decoder painted them, results §11).
-
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
 value an edit sets), and a class loss on the reconstruction (``beta_rec_class=1``).
@@ -198,15 +188,10 @@ class IFcVAEGAN(Model):
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
-        lambda_flip: nonnegative(float) = 0.0  # ours (AttGAN's L_cls on edits): frozen E_y must read each flipped residual edit
-        flip_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise E_y's flip read sees (randomised smoothing)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
         c = config
-        if c.flip_noise and not c.lambda_flip:
-            raise UsageError(f"{self.name}: model.flip_noise={c.flip_noise} is the noise on E_y's read of the flipped "
-                             "edits, and there is no flip term (model.lambda_flip=0); set model.lambda_flip > 0 or drop flip_noise")
         self.attr_names = resolve_attributes(info, c.attributes)
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         k, resnet = len(self.attr_names), c.arch == "resnet"
@@ -287,26 +272,6 @@ class IFcVAEGAN(Model):
         """L_aux = L_bce(A_ψ(ẑ), y) (eq. 5): A_ψ minimises it, the encoder maximises it (eq. 6)."""
         return F.binary_cross_entropy_with_logits(aux_logits, y)
 
-    def flip_loss(self, x: Tensor, y: Tensor, f: dict[str, Tensor], k: Tensor | None = None) -> Tensor:
-        """Ours (``lambda_flip``): L_bce(E_y(x')_k, 1 − y_k), x' = clamp(x + σ(D(ŷ', ẑ)) − σ(x̂ logits)),
-        ŷ' = ŷ with ŷ_k set to 1 − y_k, k one attribute per image (drawn unless given). E_y reads x'
-        with its weights detached: the gradient reaches the decoder and ẑ, not E_y's judgement."""
-        n = len(x)
-        if k is None:
-            k = torch.randint(len(self.attr_names), (n,), device=x.device)
-        rows = torch.arange(n, device=x.device)
-        target = 1 - y[rows, k]
-        y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(f["y_logits"])
-        y_flip = y_dec.clone()
-        y_flip[rows, k] = target
-        edited = torch.sigmoid(self.decoder(torch.cat([y_flip, f["z"]], 1)))
-        x_flip = residual_output(x, edited, torch.sigmoid(f["rec_logits"]))
-        if self.config.flip_noise:
-            x_flip = x_flip + self.config.flip_noise * torch.randn_like(x_flip)
-        frozen = {name: p.detach() for name, p in self.encoder.named_parameters()}
-        logits = torch.func.functional_call(self.encoder, {**frozen, **dict(self.encoder.named_buffers())}, (x_flip,))[2]
-        return F.binary_cross_entropy_with_logits(logits[rows, k], target)
-
     def gan_d_loss(self, real: Tensor, rec: Tensor, prior: Tensor) -> Tensor:
         """L_gan, C's side (§3.1, Bao et al.): ⅓[bce(1, C(x)) + bce(0, C(x̂)) + bce(0, C(D(z, y)))]
         of means (paper) or 0.3·(the three sums) (code)."""
@@ -349,12 +314,11 @@ class IFcVAEGAN(Model):
         prior_logits = self.decoder(torch.cat([y, torch.randn_like(z)], 1)) if self.config.delta_gan else None
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
-        return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z": z, "z_aux": z_aux, "rec_logits": rec_logits,
+        return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
                 "prior_logits": prior_logits}
 
     def autoencoder_loss(self, x: Tensor, y: Tensor, f: dict[str, Tensor]) -> dict[str, Tensor]:
-        """L_rec + α L_KL + ρ L_class + β L_class(x̂) + δ·(G side of L_gan) − λ_aux L_aux (+ λ_flip
-        L_flip, ours): its
+        """L_rec + α L_KL + ρ L_class + β L_class(x̂) + δ·(G side of L_gan) − λ_aux L_aux: its
         gradient is ∇θ L_dec (eq. 3) in the decoder and ∇φ L_IFcVAE-GAN (eq. 6) in the encoder."""
         c = self.config
         out = {"rec": self.rec_loss(f["rec_logits"], x), "kl": self.kl_loss(f["mu"], f["logvar"]),
@@ -369,9 +333,6 @@ class IFcVAEGAN(Model):
         if c.beta_rec_class:
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]
-        if c.lambda_flip:
-            out["flip"] = self.flip_loss(x, y, f)
-            total = total + c.lambda_flip * out["flip"]
         if c.delta_gan:
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
