@@ -452,3 +452,21 @@ def test_class_datasets_get_one_class_at_a_time(tmp_path):
     assert np.array_equal(png_of(r.json()["image"]), as_png(model.edit(x, "digit_3", 1.0)[0])[..., 0])
     r = c.post("/api/runs/0/edit", json={"image": image["id"], "values": {"digit_3": 0.5}})
     assert r.status_code == 400 and "use value=1" in r.json()["detail"]
+
+
+def test_edit_output_is_chosen_at_serve_time_for_runs_that_have_it(runs, capsys):
+    judge = StubJudge(fk.data.load("faces", "test", size=240).info)
+    c = client(create_app(runs / "dna", judge=judge, edit_output="residual"))
+    rid = run_id(c, "dna")
+    model = fk.load(runs / "dna")
+    a = c.post(f"/api/runs/{rid}/examples/2").json()
+    xa = torch.from_numpy(png_of(a["image"]).astype(np.float32) / 255).permute(2, 0, 1)[None]
+    r = c.post(f"/api/runs/{rid}/edit", json={"image": a["id"], "values": {"Bangs": 0}})
+    want = (xa + model.edit(xa, "Bangs", 0.0) - model.reconstruct(xa)).clamp(0, 1)  # input + the decoder's change
+    assert np.array_equal(png_of(r.json()["image"]), as_png(want[0]))
+    assert not np.array_equal(as_png(want[0]), as_png(model.edit(xa, "Bangs", 0.0)[0]))
+    # a folder whose runs do not all have the switch is refused at start, naming the run
+    with pytest.raises(fk.errors.UsageError, match=r"the run \S*bvae: betavae has no edit_output switch"):
+        create_app(runs, judge=judge, edit_output="residual")
+    assert main(["serve", str(runs / "dna"), "--edit-output", "blurred", "--port", str(free_port())]) == 2
+    assert "returns its edits as one of decoded, residual, masked" in capsys.readouterr().err

@@ -553,7 +553,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UsageError(f"{root}: no such folder (give a run directory or a folder of runs)")
     _readable(root, str(root))
-    serve(root, host=args.host, port=args.port, judge=args.judge)
+    serve(root, host=args.host, port=args.port, judge=args.judge, edit_output=args.edit_output)
     return 0
 
 
@@ -688,6 +688,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--judge", choices=("auto", "off"), default="auto",
                    help="auto: show the judge's readings on procedural datasets (trained in the background on first "
                         "use); off: none")
+    s.add_argument("--edit-output", metavar="MODE", help="how every served run returns its edits (model.edit_output): "
+                   "decoded, residual or masked; each run must have the switch; default: each run's own")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="train mddAE on procedural faces in minutes, evaluate, write the report")

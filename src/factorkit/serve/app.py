@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import UsageError
+from ..train.rundir import load_config, with_edit_output
 from ..viz.grids import png_bytes
 from ..viz.io import ImageTooLarge, NotAnImage
 from .editor import RunEditor, UnknownImage
@@ -103,13 +104,16 @@ class SampleRequest(_Strict):
 class Runs:
     """The run directories served; each model is loaded once, on first use."""
 
-    def __init__(self, root: str | Path, judge: Any = "auto") -> None:
+    def __init__(self, root: str | Path, judge: Any = "auto", edit_output: str | None = None) -> None:
         self.root = Path(root)
         self.paths = find_runs(self.root)
         if not self.paths:
             raise UsageError(f"{self.root}: no factorkit runs here (no config.yaml in it or below it); "
                              "give a folder `factorkit train --out` wrote, or a folder of them")
-        self.judge = judge
+        self.judge, self.edit_output = judge, edit_output
+        if edit_output is not None:  # every run must take it, checked now rather than on a first click
+            for p in self.paths:
+                with_edit_output(load_config(p / "config.yaml"), edit_output, where=f"the run {p}: ")
         self._editors: dict[int, RunEditor] = {}
         self._lock = threading.Lock()
 
@@ -126,7 +130,7 @@ class Runs:
         i = int(run)
         with self._lock:
             if i not in self._editors:
-                self._editors[i] = RunEditor(self.paths[i], judge=self.judge)
+                self._editors[i] = RunEditor(self.paths[i], judge=self.judge, edit_output=self.edit_output)
             return self._editors[i]
 
 
@@ -145,9 +149,11 @@ def _docs_assets() -> dict[str, tuple[Path, str]]:
             "favicon.png": (root / "favicon.png", "image/png")}
 
 
-def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, max_bytes: int = MAX_BYTES) -> FastAPI:
-    """The editor for the run(s) at ``root``. ``judge``: auto | off | a Judge (tests)."""
-    runs = Runs(root, judge)
+def create_app(root: str | Path, judge: Any = "auto", local_only: bool = True, max_bytes: int = MAX_BYTES,
+               edit_output: str | None = None) -> FastAPI:
+    """The editor for the run(s) at ``root``. ``judge``: auto | off | a Judge (tests). ``edit_output``:
+    every served run's ``model.edit_output`` for this session (``factorkit serve --edit-output``)."""
+    runs = Runs(root, judge, edit_output)
     page, assets = _static("index.html"), {name: _static(name) for name in STATIC}
     app = FastAPI(title="factorkit editor", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.runs = runs
@@ -286,7 +292,8 @@ def check_bind(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
 
 
-def serve(root: str | Path, host: str = "127.0.0.1", port: int = 7860, judge: str = "auto") -> None:
+def serve(root: str | Path, host: str = "127.0.0.1", port: int = 7860, judge: str = "auto",
+          edit_output: str | None = None) -> None:
     import uvicorn
 
     check_bind(host, port)
@@ -294,7 +301,7 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = 7860, judge: st
     if not local:
         print(f"factorkit: warning: serving on {host}: anyone who can reach this machine on port {port} can use the "
               "editor and upload images (the default, 127.0.0.1, keeps it local)", file=sys.stderr)
-    app = create_app(root, judge=judge, local_only=local)
+    app = create_app(root, judge=judge, local_only=local, edit_output=edit_output)
     app.state.runs.get("0")  # the first model loads now, once; others on first use
     shown = f"[{host}]" if ":" in host else host
     print(f"factorkit serve: http://{shown}:{port}/  ({len(app.state.runs.paths)} run(s); API docs at /docs)",

@@ -46,9 +46,9 @@ def data_url(image: torch.Tensor) -> str:
 class RunEditor:
     """The model of one run directory and everything the editor serves for it."""
 
-    def __init__(self, run_dir: str | Path, judge: Any = "auto") -> None:
+    def __init__(self, run_dir: str | Path, judge: Any = "auto", edit_output: str | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.model = load(self.run_dir)
+        self.model = load(self.run_dir, edit_output=edit_output)
         self.info = self.model.info
         self.lock = threading.Lock()
         self._images: OrderedDict[str, torch.Tensor] = OrderedDict()

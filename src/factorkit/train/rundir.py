@@ -28,6 +28,20 @@ def load_config(path: str | Path) -> RunConfig:
     return read_run_config(path, lambda name: model_class(name).Config, dataset_options_class)
 
 
+def with_edit_output(cfg: RunConfig, edit_output: str, where: str = "") -> RunConfig:
+    """``cfg`` with ``model.edit_output`` set (the CLI's ``--edit-output``): a UsageError when the
+    model has no such switch or does not take the value. ``where``: the run, named in the message."""
+    types_ = field_types(cfg.model)
+    if "edit_output" not in types_:
+        raise UsageError(f"--edit-output {edit_output}: {where}{cfg.model_name} has no edit_output switch (its edits "
+                         "are always the decoder's image); drop --edit-output")
+    choices = [str(c) for c in get_args(types_["edit_output"])]
+    if edit_output.strip().lower() not in choices:
+        raise UsageError(f"--edit-output {edit_output}: {where}{cfg.model_name} returns its edits as one of "
+                         f"{', '.join(choices)}")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, edit_output=edit_output.strip().lower()))
+
+
 def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", edit_output: str | None = None) -> Model:
     """Rebuild a trained model from its run directory: config.yaml + dataset.json + weights
     (``model.safetensors``, else the newest valid checkpoint). No pickles. ``edit_output`` (the CLI's
@@ -39,15 +53,7 @@ def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", ed
         raise UsageError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir / "config.yaml")
     if edit_output is not None:
-        types_ = field_types(cfg.model)
-        if "edit_output" not in types_:
-            raise UsageError(f"--edit-output {edit_output}: {cfg.model_name} has no edit_output switch (its edits are "
-                             "always the decoder's image); drop --edit-output")
-        choices = [str(c) for c in get_args(types_["edit_output"])]
-        if edit_output.strip().lower() not in choices:
-            raise UsageError(f"--edit-output {edit_output}: {cfg.model_name} returns its edits as one of "
-                             f"{', '.join(choices)}")
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, edit_output=edit_output.strip().lower()))
+        cfg = with_edit_output(cfg, edit_output)
     info_path = run_dir / "dataset.json"
     if not info_path.is_file():
         raise UsageError(f"{info_path}: missing; is {run_dir} a complete factorkit run directory?")
