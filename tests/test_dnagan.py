@@ -596,6 +596,11 @@ def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
     torch.testing.assert_close(b_new, (b + d_b - rec_b).clamp(0, 1))
     torch.testing.assert_close(a_new, (a + d_a - rec_a).clamp(0, 1))
     torch.testing.assert_close(residual.edit(b, "Bangs", 0.0), (b + decoded.edit(b, "Bangs", 0.0) - rec_b).clamp(0, 1))
+    # Fig. 4's interpolation is returned as every other edit is
+    mix = {"Bangs": 0.25, "Smiling": 1.0}
+    refs = {"Bangs": a[:1], "Smiling": a[1:2]}
+    torch.testing.assert_close(residual.interpolate(b, refs, mix), (b + decoded.interpolate(b, refs, mix) - rec_b).clamp(0, 1))
+    torch.testing.assert_close(residual.interpolate(b, refs, {"Bangs": 0.0, "Smiling": 0.0}), b)
 
 
 def test_residual_children_are_the_parent_plus_the_change_of_the_decode(faces):

@@ -793,7 +793,8 @@ class DNAGAN(Model):
 
     @torch.no_grad()
     def interpolate(self, images: Tensor, references: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
-        """Fig. 4 / the code's interpolation: for each named attribute, piece := λ·a_ref + (1 − λ)·b."""
+        """Fig. 4 / the code's interpolation: for each named attribute, piece := λ·a_ref + (1 − λ)·b,
+        returned as every edit is (``edit_output``)."""
         if set(references) != set(weights):
             raise UsageError("interpolate: give one reference and one weight per attribute")
         h = self._latent(images)
@@ -806,7 +807,7 @@ class DNAGAN(Model):
                 raise UsageError(f"interpolate: the {name} reference has {len(r)} images; give one or one per image ({len(h)})")
             lam = float(weights[name])
             out[:, s] = lam * r.expand(len(h), *r.shape[1:]) + (1 - lam) * h[:, s]
-        return self._decode_latent(out)
+        return self._output(images, h, out)
 
     def visuals(self, batch):
         x = batch["image"][:8]
