@@ -14,7 +14,7 @@ from typing import get_args
 
 import torch
 
-from ..config import RunConfig, field_types, read_run_config
+from ..config import RunConfig, field_types, parse_value, read_run_config, replace_checked
 from ..data.base import DatasetInfo
 from ..data.registry import dataset_options_class
 from ..errors import CheckpointError, UsageError
@@ -35,11 +35,12 @@ def with_edit_output(cfg: RunConfig, edit_output: str, where: str = "") -> RunCo
     if "edit_output" not in types_:
         raise UsageError(f"--edit-output {edit_output}: {where}{cfg.model_name} has no edit_output switch (its edits "
                          "are always the decoder's image); drop --edit-output")
-    choices = [str(c) for c in get_args(types_["edit_output"])]
-    if edit_output.strip().lower() not in choices:
+    try:  # the Literal is parsed as --set parses it
+        value = parse_value(edit_output, types_["edit_output"], "model.edit_output")
+    except UsageError:
         raise UsageError(f"--edit-output {edit_output}: {where}{cfg.model_name} returns its edits as one of "
-                         f"{', '.join(choices)}")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, edit_output=edit_output.strip().lower()))
+                         f"{', '.join(map(str, get_args(types_['edit_output'])))}") from None
+    return dataclasses.replace(cfg, model=replace_checked(cfg.model, "model", {"edit_output": value}))
 
 
 def load_model(run_dir: str | Path, map_location: str | torch.device = "cpu", edit_output: str | None = None) -> Model:
