@@ -881,3 +881,52 @@ def test_cli_edit_output_is_chosen_at_edit_time_and_checked(tmp_path, capsys):
     assert main(["edit", str(ae), "--image", str(png), "--traverse", "0", "--edit-output", "residual",
                  "--out", str(tmp_path / "t.png")]) == 2
     assert "ae has no edit_output switch" in capsys.readouterr().err and not (tmp_path / "t.png").exists()
+
+
+def test_skips_join_the_edited_images_encoder_maps_into_the_decoder(faces):
+    with pytest.raises(UsageError, match="model.skips=3.*0, 1 or 2"):
+        build(faces, skips=3)
+    model = _shake(build(faces, skips=2, schedule="cyclic", children="residual")).eval()
+    f = model.config.width
+    deconvs = [m for m in model.decoder.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [d.in_channels for d in deconvs] == [4 * f, 4 * f + 2 * f, 2 * f + f]  # s/4 map, then s/2 map joined
+    assert [d.in_channels for d in build(faces, skips=1).decoder.net if isinstance(d, torch.nn.ConvTranspose2d)] == [4 * f, 6 * f, 2 * f]
+    a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
+    with torch.no_grad():
+        (ha, maps_a), (hb, maps_b) = model._features(a), model._features(b)
+        s = faces.info.size
+        assert [tuple(m.shape[1:]) for m in maps_a] == [(f, s // 2, s // 2), (2 * f, s // 4, s // 4)]
+        torch.testing.assert_close(ha, model._latent(a))
+        dec = lambda h, maps: (model.decoder(h, maps) + 1) / 2  # noqa: E731
+        # the maps matter, and every operation joins the maps of the image it edits
+        assert (dec(ha, maps_a) - dec(ha, maps_b)).abs().max() > 1e-2
+        torch.testing.assert_close(model.reconstruct(a), dec(ha, maps_a))
+        every = model.chunk_names()
+        torch.testing.assert_close(model.swap(a, b, every), dec(ha, maps_b))  # b's maps: not a's reconstruction
+        hb0 = hb.clone()
+        hb0[:, model.piece(0)] = 0.0
+        torch.testing.assert_close(model.edit(b, model.attr_names[0], 0.0), dec(hb0, maps_b))
+    with pytest.raises(ValueError, match="skip connections"):
+        model.decoder(ha)
+    with pytest.raises(UnsupportedOperation, match="decode"):  # a bare code has no image maps to join
+        model.decode(model.encode(a))
+    assert build(faces).supports("decode") and not model.supports("decode")
+    # training breeds each child with its parent's maps; crossbreed is what training breeds
+    j = model.attr_names.index("Smiling")
+    ones, zeros = torch.ones(3, 3), torch.zeros(3, 3)
+    with torch.no_grad():
+        bred = model.breed([Pair(j, a * 2 - 1, ones, b * 2 - 1, zeros)])[0]
+        hb2 = hb.clone()
+        hb2[:, model.piece(j)] = ha[:, model.piece(j)]
+        hb1 = hb.clone()
+        hb1[:, model.piece(j)] = 0.0
+        want_b2 = (b + dec(hb2, maps_b) - dec(hb1, maps_b)).clamp(0, 1)
+    torch.testing.assert_close((bred["B2"] + 1) / 2, want_b2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close((bred["A1"] + 1) / 2, dec(ha, maps_a), rtol=1e-5, atol=1e-5)
+    kids = model.crossbreed(a, b, "Smiling")
+    torch.testing.assert_close(kids["B2"], dec(hb2, maps_b), rtol=1e-5, atol=1e-5)  # edit_output=decoded
+    # a training step runs and moves the encoder through the maps too
+    model.train()
+    before = [q.clone() for q in model.encoder.parameters()]
+    model.train_step(pair_batch(model, faces, 1), 1, players(model))
+    assert all((q - q0).abs().max() > 0 for q, q0 in zip(model.encoder.parameters(), before))

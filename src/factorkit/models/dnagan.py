@@ -81,6 +81,13 @@ child is its residual child gated by the mask drawn from its own latent, A2 = A 
 decides *where* it draws and leaves every other pixel exactly the parent's (results §12 found the
 children lose the eye shape and nose next to the edit). ``edit_output=masked`` edits the same way,
 x + m ⊙ (D(h') − D(h)). Off in both presets.
+``skips`` = k > 0 (ours, after AttGAN's shortcut layers, He et al., TIP 2019, §3.3, and STGAN's
+selective transfer, Liu et al., CVPR 2019): the decoder also reads the encoder's k coarsest inner maps
+(1: s/4, 2: also s/2) *of the image being edited*, so it can draw an edit in register with that face's
+detail. Every child decodes with its parent's maps (B2 with B's, A2 with A's), so a swap carries only
+the pieces, never the donor's maps; a swap of every piece and z is then a's latent drawn over b's maps,
+not a's reconstruction. ``decode(code)`` is unsupported (a bare code has no maps); every other
+operation is unchanged. Off (0) in both presets.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -137,33 +144,60 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(the latent, [the s/2 map (f channels), the s/4 map (2f)]): the output of every block but the
+        last, finest first — what ``skips`` passes to the decoder."""
+        maps = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                maps.append(x)
+        return x, maps[:-1]
+
 
 class Decoder(nn.Module):
     """The code's "joiner": deconv k4 s2 to 4f, 2f (BN, ReLU), to the image, a learned bias, tanh.
 
     ``mask=True`` (``children=masked``, ours): the last deconvolution draws one more plane, the
     mask logit; :meth:`split` returns (image, m = sigmoid(logit + learned bias)), ``forward`` the
-    image alone, so every other use of the decoder is unchanged."""
+    image alone, so every other use of the decoder is unchanged.
 
-    def __init__(self, channels: int, f: int, mask: bool = False) -> None:
+    ``skips`` = k > 0 (``model.skips``, ours): the encoder's k coarsest inner maps of the image being
+    edited (:meth:`Encoder.features`; 1: the s/4 map, 2: also the s/2 map) are concatenated to the
+    decoder's maps of the same size, as AttGAN's shortcut layers (He et al., TIP 2019, §3.3)."""
+
+    def __init__(self, channels: int, f: int, mask: bool = False, skips: int = 0) -> None:
         super().__init__()
-        self.channels = channels
-        self.net = nn.Sequential(*conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
-                                 *conv_block(4 * f, 2 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
-                                 *conv_block(2 * f, channels + int(mask), 4, 2, 1, bias=False, transpose=True))
+        self.channels, self.skips = channels, skips
+        extra = [0, 2 * f if skips >= 1 else 0, f if skips >= 2 else 0]  # channels joined before each deconv
+        self.net = nn.Sequential(*conv_block(4 * f + extra[0], 4 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
+                                 *conv_block(4 * f + extra[1], 2 * f, 4, 2, 1, norm="batch", act="relu", bias=False, transpose=True),
+                                 *conv_block(2 * f + extra[2], channels + int(mask), 4, 2, 1, bias=False, transpose=True))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         if mask:
             self.mask_bias = nn.Parameter(torch.zeros(1, 1, 1, 1))
         _init(self)
 
-    def split(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
-        out = self.net(h)
+    def split(self, h: Tensor, maps: list[Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+        """(image, mask or None) from the latent ``h`` and, with ``skips``, the encoder's ``maps`` of
+        the image being edited (finest first, :meth:`Encoder.features`)."""
+        if self.skips and maps is None:
+            raise ValueError("this decoder has skip connections: pass the encoder's maps of the edited image")
+        if not self.skips:
+            out = self.net(h)
+        else:
+            joins = list(reversed(maps[-self.skips:]))  # coarsest first
+            out = h
+            for layer in self.net:
+                if isinstance(layer, nn.ConvTranspose2d) and out is not h and joins:
+                    out = torch.cat([out, joins.pop(0)], 1)
+                out = layer(out)
         image = torch.tanh(out[:, :self.channels] + self.bias)
         mask = torch.sigmoid(out[:, self.channels:] + self.mask_bias) if hasattr(self, "mask_bias") else None
         return image, mask
 
-    def forward(self, h: Tensor) -> Tensor:
-        return self.split(h)[0]
+    def forward(self, h: Tensor, maps: list[Tensor] | None = None) -> Tensor:
+        return self.split(h, maps)[0]
 
 
 class Critic(nn.Module):
@@ -254,6 +288,7 @@ class DNAGAN(Model):
         lambda_residual: nonnegative(float) = 0.0  # ours (Shen & Liu's L1 on each child's change; module doc)
         cls_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise on every image C sees (classify)
         lambda_mask: nonnegative(float) = 0.0  # ours (GANimation's L1 on the attention mask; children=masked)
+        skips: nonnegative() = 0  # ours: 0–2 encoder maps of the edited image joined into the decoder (AttGAN; Decoder)
 
     def __init__(self, config: "DNAGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -277,7 +312,12 @@ class DNAGAN(Model):
         if c.lambda_mask and not masked:
             raise UsageError(f"{self.name}: model.lambda_mask={c.lambda_mask} is the L1 on the children's mask, and "
                              f"model.children={c.children} has none; set model.children=masked or drop lambda_mask")
-        self.decoder = Decoder(info.channels, c.width, mask=masked)
+        if c.skips > 2:
+            raise UsageError(f"{self.name}: model.skips={c.skips}, but the encoder has 2 inner maps to join into the "
+                             "decoder (1: the s/4 map, 2: also the s/2 map); set model.skips to 0, 1 or 2")
+        self.decoder = Decoder(info.channels, c.width, mask=masked, skips=c.skips)
+        if c.skips:  # a bare code lacks the edited image's maps: decode(code) has nothing to join
+            self.operations = type(self).operations - {"decode"}
         self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition)
         if c.cls_noise and not c.lambda_cls:
             raise UsageError(f"{self.name}: model.cls_noise={c.cls_noise} is the noise on the attribute classifier's "
@@ -401,12 +441,14 @@ class DNAGAN(Model):
     def breed(self, pairs: list[Pair]) -> list[dict[str, Tensor]]:
         """A1, B1, A2, B2 of eq. 2 (or eq. 9 with ``annihilate=false``) for every pair; one encoder
         and one decoder pass over all of them. Also ``ea`` (A's latent), for the prototypes."""
-        ea_eb = self.encoder(torch.cat([t for p in pairs for t in (p.xa, p.xb)]))
-        latents, sizes, eas, ebs = [], [], [], []
+        ea_eb, maps_ab = self.encoder.features(torch.cat([t for p in pairs for t in (p.xa, p.xb)]))
+        latents, sizes, eas, ebs, maps = [], [], [], [], []
         at = 0
         for p in pairs:
             b = len(p.xa)
             ea, eb = ea_eb[at:at + b], ea_eb[at + b:at + 2 * b]
+            ma, mb = [m[at:at + b] for m in maps_ab], [m[at + b:at + 2 * b] for m in maps_ab]
+            maps.append([torch.cat([x, y, x, y]) for x, y in zip(ma, mb)])  # each child decodes with its parent's maps
             at += 2 * b
             j = p.j
             if self.config.annihilate:
@@ -417,7 +459,8 @@ class DNAGAN(Model):
             sizes.append(b)
             eas.append(ea)
             ebs.append(eb)
-        images, masks = self.decoder.split(torch.cat(latents))
+        joined = [torch.cat(level) for level in zip(*maps)] if self.config.skips else None
+        images, masks = self.decoder.split(torch.cat(latents), joined)
         out, at = [], 0
         for p, b, ea, eb in zip(pairs, sizes, eas, ebs):
             a1, b1, a2, b2 = images[at:at + 4 * b].split(b)
@@ -624,21 +667,32 @@ class DNAGAN(Model):
         return Code(h.flatten(1), slices)
 
     def decode(self, code: Code) -> Tensor:
+        self.require("decode")
         width = self.latent_shape[0] * self.latent_shape[1] * self.latent_shape[2]
         if code.tensor.dim() != 2 or code.tensor.shape[1] != width:
             raise UsageError(f"{self.name}.decode: a code of {width} columns ({' × '.join(map(str, self.latent_shape))}) "
                              f"is needed, got shape {tuple(code.tensor.shape)}")
         return signed_to_images(self.decoder(code.tensor.view(-1, *self.latent_shape)))
 
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        return self._decode_latent(*self._features(images))
+
     def _latent(self, images: Tensor) -> Tensor:
         return self.encoder(images_to_signed(self.check_images(images)))
 
-    def _decode_latent(self, h: Tensor) -> Tensor:
-        return signed_to_images(self.decoder(h))
+    def _features(self, images: Tensor) -> tuple[Tensor, list[Tensor] | None]:
+        """(the latent, the encoder maps the decoder joins under ``skips``, else None)."""
+        if not self.config.skips:
+            return self._latent(images), None
+        return self.encoder.features(images_to_signed(self.check_images(images)))
 
-    def _decode_latent_mask(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def _decode_latent(self, h: Tensor, maps: list[Tensor] | None = None) -> Tensor:
+        return signed_to_images(self.decoder(h, maps))
+
+    def _decode_latent_mask(self, h: Tensor, maps: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """``children=masked``: the decode in [0, 1] and its mask."""
-        image, mask = self.decoder.split(h)
+        image, mask = self.decoder.split(h, maps)
         return signed_to_images(image), mask
 
     @torch.no_grad()
@@ -665,25 +719,26 @@ class DNAGAN(Model):
         if not names:
             raise UsageError(f"{self.name}.swap: name the pieces to swap ({', '.join(self.attr_names)} or z)")
         js = sorted({self.piece_index(c) for c in names})
-        ha, hb = self._latent(images_a), self._latent(images_b)
+        (ha, maps_a), (hb, maps_b) = self._features(images_a), self._features(images_b)
         if len(ha) != len(hb):
             raise UsageError(f"swap needs as many images in a as in b ({len(ha)} vs {len(hb)})")
         b_new, a_new = hb.clone(), ha.clone()
         for j in js:
             b_new[:, self.piece(j)], a_new[:, self.piece(j)] = ha[:, self.piece(j)], hb[:, self.piece(j)]
         if both:
-            return self._output(images_b, hb, b_new), self._output(images_a, ha, a_new)
-        return self._output(images_b, hb, b_new)
+            return self._output(images_b, hb, b_new, maps_b), self._output(images_a, ha, a_new, maps_a)
+        return self._output(images_b, hb, b_new, maps_b)
 
-    def _output(self, images: Tensor, h: Tensor, h_new: Tensor) -> Tensor:
+    def _output(self, images: Tensor, h: Tensor, h_new: Tensor, maps: list[Tensor] | None = None) -> Tensor:
         """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
-        (``h``: the input's own latent, ``h_new``: the edited one)."""
+        (``h``: the input's own latent, ``h_new``: the edited one; ``maps``: the input's encoder maps
+        under ``skips``)."""
         if self.config.edit_output == "masked":
-            out, mask = self._decode_latent_mask(h_new)
-            return residual_output(self.check_images(images), out, self._decode_latent(h), mask)
-        out = self._decode_latent(h_new)
+            out, mask = self._decode_latent_mask(h_new, maps)
+            return residual_output(self.check_images(images), out, self._decode_latent(h, maps), mask)
+        out = self._decode_latent(h_new, maps)
         if self.config.edit_output == "residual":
-            return residual_output(self.check_images(images), out, self._decode_latent(h))
+            return residual_output(self.check_images(images), out, self._decode_latent(h, maps))
         return out
 
     @torch.no_grad()
@@ -695,7 +750,7 @@ class DNAGAN(Model):
         js = sorted({self.piece_index(a) for a in names})
         if not js or len(self.attr_names) in js:
             raise UsageError("crossbreed takes attributes, not z")
-        ha, hb = self._latent(images_a), self._latent(images_b)
+        (ha, maps_a), (hb, maps_b) = self._features(images_a), self._features(images_b)
         if len(ha) != len(hb):
             raise UsageError(f"crossbreed needs as many images in a as in b ({len(ha)} vs {len(hb)})")
         a1, b1, a2, b2 = ha, hb.clone(), ha.clone(), hb.clone()
@@ -706,7 +761,9 @@ class DNAGAN(Model):
                 b1[:, s], a2[:, s] = 0.0, 0.0
             else:
                 a2[:, s] = hb[:, s]
-        decoded = {k: self._decode_latent_mask(h) if self.config.children == "masked" else (self._decode_latent(h), None)
+        parent_maps = {"A": maps_a, "B": maps_b}
+        decoded = {k: self._decode_latent_mask(h, parent_maps[k[0]]) if self.config.children == "masked"
+                   else (self._decode_latent(h, parent_maps[k[0]]), None)
                    for k, h in zip(("A1", "B1", "A2", "B2"), (a1, b1, a2, b2))}
         kids = {k: v[0] for k, v in decoded.items()}
         if self.config.edit_output in ("residual", "masked"):
@@ -748,20 +805,21 @@ class DNAGAN(Model):
         self.require("edit")
         if kwargs:
             raise UsageError(f"{self.name}.edit: unknown option(s) {', '.join(sorted(kwargs))}; it takes reference")
-        h = self._latent(images)
+        h, maps = self._features(images)
         values = torch.as_tensor(value, dtype=h.dtype, device=h.device)
         if values.dim() > 1 or (values.dim() == 1 and len(values) != len(h)):
             raise UsageError(f"edit value must be a number or one number per image ({len(h)}), got shape {tuple(values.shape)}")
-        return self._output(images, h, self._set_piece(h, self._attribute_piece(attribute), values, reference))
+        return self._output(images, h, self._set_piece(h, self._attribute_piece(attribute), values, reference), maps)
 
     @torch.no_grad()
     def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:
         """Several pieces set at once (each as ``edit`` sets one, from the prototypes), one decode."""
         self.require("edit")
-        h = h_new = self._latent(images)
+        h, maps = self._features(images)
+        h_new = h
         for attribute, value in values.items():
             h_new = self._set_piece(h_new, self._attribute_piece(attribute), torch.tensor(float(value), dtype=h.dtype, device=h.device))
-        return self._output(images, h, h_new)
+        return self._output(images, h, h_new, maps)
 
     def _attribute_piece(self, attribute: str) -> int:
         j = self.piece_index(attribute)
@@ -797,7 +855,7 @@ class DNAGAN(Model):
         returned as every edit is (``edit_output``)."""
         if set(references) != set(weights):
             raise UsageError("interpolate: give one reference and one weight per attribute")
-        h = self._latent(images)
+        h, maps = self._features(images)
         out = h.clone()
         for name, ref in references.items():
             j = self.piece_index(name)
@@ -807,7 +865,7 @@ class DNAGAN(Model):
                 raise UsageError(f"interpolate: the {name} reference has {len(r)} images; give one or one per image ({len(h)})")
             lam = float(weights[name])
             out[:, s] = lam * r.expand(len(h), *r.shape[1:]) + (1 - lam) * h[:, s]
-        return self._output(images, h, out)
+        return self._output(images, h, out, maps)
 
     def visuals(self, batch):
         x = batch["image"][:8]
