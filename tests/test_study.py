@@ -316,3 +316,24 @@ def test_seed_against_entry_spread_and_rank_correlation_on_a_hand_built_table():
     text = AG.markdown(study, {"rows": rows, "runs": [], "set_keys": []}, summary)
     assert "## Seeds against entries (sklearn-digits)" in text and "| mig | 0.27 |" in text
     assert "Spearman's ρ over 6 runs" in text and "| mig | +1.00 | -1.00 |" in text
+
+
+def test_the_study_report_draws_results_jsons_rank_correlations_per_data_set(tmp_path):
+    import json
+
+    from factorkit.study.report import build_study_report
+
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "results.csv").write_text("run,method,data,seed,metric,value,floor,seconds\n")
+    spearman = {"faces": {"metrics": ["mig", "sap"], "rho": [[1.0, 0.25], [0.25, 1.0]], "runs": 4},
+                "shapes2d": {"metrics": ["mig"], "rho": [], "runs": 2}}
+    (out / "results.json").write_text(json.dumps({"name": "t", "runs": [], "stats": [], "claims": [], "spread": [],
+                                                  "spearman": spearman}))
+    page = build_study_report(out).read_text()
+    section = page[page.index("Rank correlation between metrics"):]
+    assert "faces (4 runs)" in section and "+0.25" in section and "+1.00" in section
+    assert "shapes2d (2 runs)" in section and "Needs at least two metrics" in section
+    # an older results.json without the key says how to get it
+    (out / "results.json").write_text(json.dumps({"name": "t", "runs": [], "stats": [], "claims": [], "spread": []}))
+    assert "run the study again" in build_study_report(out).read_text()

@@ -2,7 +2,8 @@
 the claims with their verdicts, the summary table of the headline metrics (mean ± std, n and rank
 per entry; ``aggregate.headline``), how much of each metric's variance the entries explain against
 the seeds, one strip plot per headline metric with every seed's value per entry (as in Locatello
-et al.'s figures), the Spearman rank correlation between the headline metrics over all runs, every
+et al.'s figures), the Spearman rank correlation between the headline metrics per data set (as
+results.json holds it), every
 other score folded away, and a link to each run's own report."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..files import atomic_write_text
 from ..viz.report import CSS, _figure, _section
-from .aggregate import headline, rank_correlation
+from .aggregate import headline
 
 MAX_PLOTS = 48
 PLOT_CSS = (".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}"
@@ -106,26 +107,28 @@ def _strip_plots(rows: list[dict], labels: list[str]) -> str:
     return f"<div class=plots>{''.join(figs)}</div>"
 
 
-def _spearman(rows: list[dict]) -> str:
-    runs = sorted({r["run"] for r in rows})
-    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows) if headline(m)]
-    table = {(r["run"], r["metric"]): float(r["value"]) for r in rows}
-    usable = [m for m in metrics if all((run, m) in table for run in runs)
-              and len({table[(run, m)] for run in runs}) > 1][:30]
-    if len(usable) < 2 or len(runs) < 3:
-        return "<p class=note>Needs at least two metrics scored on every run and three runs.</p>"
-    matrix = np.array([[table[(run, m)] for m in usable] for run in runs])
-    rho = rank_correlation(matrix)
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in usable)
-    body = []
-    for i, m in enumerate(usable):
-        cells = []
-        for j in range(len(usable)):
-            v = rho[i, j]
-            shade = "" if not math.isfinite(v) else f" style='background:rgba({'26,127,55' if v > 0 else '180,35,24'},{abs(v) * 0.45:.2f})'"
-            cells.append(f"<td{shade}>{v:+.2f}</td>")
-        body.append(f"<tr><td>{html.escape(m)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+def _spearman(result: dict) -> str:
+    """The rank correlations ``aggregate`` wrote to results.json, one table per data set (a metric's
+    scale differs between data sets, so runs are never pooled across them)."""
+    parts = []
+    for data, corr in sorted((result.get("spearman") or {}).items()):
+        title = f"<h3>{html.escape(data)} ({corr.get('runs', 0)} runs)</h3>"
+        if not corr.get("rho"):
+            parts.append(f"{title}<p class=note>Needs at least two metrics scored on every run and three runs.</p>")
+            continue
+        names = corr["metrics"]
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in names)
+        body = []
+        for m, row in zip(names, corr["rho"]):
+            cells = []
+            for v in row:
+                v = float("nan") if v is None else float(v)
+                colour = "26,127,55" if v > 0 else "180,35,24"
+                shade = "" if not math.isfinite(v) else f" style='background:rgba({colour},{abs(v) * 0.45:.2f})'"
+                cells.append(f"<td{shade}>{v:+.2f}</td>")
+            body.append(f"<tr><td>{html.escape(m)}</td>{''.join(cells)}</tr>")
+        parts.append(f"{title}<table><tr><th></th>{head}</tr>{''.join(body)}</table>")
+    return "".join(parts) or "<p class=note>No rank correlations in results.json (run the study again to write them).</p>"
 
 
 def _run_links(result: dict, out: Path) -> str:
@@ -158,7 +161,8 @@ def build_study_report(out: str | Path) -> Path:
         _section("Seeds against entries", _spread(result), "η²: the share of a metric's variance over all runs that "
                  "the entry explains (one-way); the rest is the seeds' (Locatello et al.'s question)"),
         _section("Every seed", _strip_plots(rows, labels), "one dot per seed and run; the bar is the mean"),
-        _section("Rank correlation between metrics", _spearman(rows), "Spearman's ρ over all runs"),
+        _section("Rank correlation between metrics", _spearman(result), "Spearman's ρ over the runs of each data set "
+                 "that scored every headline metric (results.json)"),
         *([_section("Every other score", f"<details><summary>per attribute, spreads and counts</summary>{details}"
                     "</details>")] if "<tr><td>" in details else []),
         _section("Runs", _run_links(result, out)),
