@@ -474,3 +474,63 @@ def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
     assert model.autoencoder_loss(x, yb, f)["aux_enc"].item() == pytest.approx(
         adv.confusion_loss(model.aux(f["z_aux"]), model.label_prior()).item())
     assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()
+
+
+def test_the_flip_loss_asks_a_separate_noisy_classifier_to_read_each_residual_edit_flipped(faces):
+    with pytest.raises(UsageError, match="flip_noise.*lambda_flip"):
+        build(faces, flip_noise=0.1)
+    model = build(faces, lambda_flip=2.0, flip_noise=0.1, delta_gan=0.0).eval()  # eval: BatchNorm on running statistics
+    batch = faces.get_batch(np.arange(8))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    k = torch.arange(8) % len(model.attr_names)
+    # by hand: ŷ with attribute k of each image set to 1 − y_k, decoded with the same ẑ, as a residual
+    # edit, read by C (not E_y) with N(0, 0.1²) added
+    rows = torch.arange(8)
+    y_flip = torch.sigmoid(f["y_logits"]).clone()
+    target = 1 - y[rows, k]
+    y_flip[rows, k] = target
+    x_flip = (x + torch.sigmoid(model.decoder(torch.cat([y_flip, f["z"]], 1))) - torch.sigmoid(f["rec_logits"])).clamp(0, 1)
+    torch.manual_seed(5)
+    noise = 0.1 * torch.randn_like(x_flip)
+    by_hand = F.binary_cross_entropy_with_logits(model.classifier(x_flip + noise)[rows, k], target)
+    torch.manual_seed(5)
+    torch.testing.assert_close(model.flip_loss(x, y, f, k), by_hand)
+    # eq. 6 assembled plus λ_flip · L_flip (the draws of k and the noise aside)
+    torch.manual_seed(1)
+    with_flip = model.autoencoder_loss(x, y, f)
+    model.config.lambda_flip = 0.0
+    without = model.autoencoder_loss(x, y, f)
+    model.config.lambda_flip = 2.0
+    torch.testing.assert_close(with_flip["autoencoder"] - without["autoencoder"], 2.0 * with_flip["flip"])
+    # C's own step: bce of its noisy read of the real faces against y
+    model.train()
+    opt = players(model)
+    assert list(opt.optimizers) == ["autoencoder", "aux", "classifier"]
+    torch.manual_seed(7)
+    want = F.binary_cross_entropy_with_logits(model.classifier(x + 0.1 * torch.randn_like(x)), y)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.manual_seed(7)
+    got = model.classifier_step(x, y, opt)["classifier"]
+    torch.testing.assert_close(got, want)
+    moved = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    assert moved == {"classifier"}
+    # a whole step: C moves only in its own step; the autoencoder's step moves the encoder and decoder
+    owner, changed_by, real_step = _owner(model), {}, opt.step
+
+    def spy(name, loss, **kw):
+        snap = {n: p.detach().clone() for n, p in model.named_parameters()}
+        real_step(name, loss, **kw)
+        changed_by[name] = {owner[n] for n, p in model.named_parameters() if not torch.equal(snap[n], p)}
+
+    opt.step = spy
+    losses = model.train_step(batch, 0, opt)
+    assert changed_by == {"classifier": {"classifier"}, "autoencoder": {"encoder", "decoder"}, "aux": {"aux"}}
+    assert {"flip", "classifier"} <= set(losses)
+    # the flip term's gradient reaches the decoder (C is moved only by its own step, above)
+    model.eval()
+    f = model.forward_pass(x, y)
+    loss = model.flip_loss(x, y, f, k)
+    dec = torch.autograd.grad(loss, list(model.decoder.parameters()), retain_graph=True)
+    assert sum(float(g.abs().sum()) for g in dec) > 0
