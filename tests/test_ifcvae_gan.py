@@ -534,3 +534,37 @@ def test_the_flip_loss_asks_a_separate_noisy_classifier_to_read_each_residual_ed
     loss = model.flip_loss(x, y, f, k)
     dec = torch.autograd.grad(loss, list(model.decoder.parameters()), retain_graph=True)
     assert sum(float(g.abs().sum()) for g in dec) > 0
+
+
+def test_flip_gan_has_the_discriminator_judge_the_flipped_edits_too(faces):
+    with pytest.raises(UsageError, match="flip_gan.*lambda_flip"):
+        build(faces, flip_gan=0.5)
+    with pytest.raises(UsageError, match="flip_gan.*delta_gan"):
+        build(faces, flip_gan=0.5, lambda_flip=1.0, delta_gan=0.0)
+    model = build(faces, lambda_flip=1.0, flip_gan=0.5).eval()
+    batch = faces.get_batch(np.arange(8))
+    x, y = batch["image"], model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    torch.manual_seed(3)  # the draw of k comes first in autoencoder_loss
+    x_flip = model.flipped_edits(x, y, f)[0]
+    torch.manual_seed(3)
+    with_gan = model.autoencoder_loss(x, y, f)
+    torch.testing.assert_close(f["x_flip"], x_flip.detach())
+    d = model.discriminator
+    torch.testing.assert_close(with_gan["flip_gan_g"], F.binary_cross_entropy_with_logits(d(x_flip), torch.ones(8)))
+    model.config.flip_gan = 0.0
+    torch.manual_seed(3)
+    without = model.autoencoder_loss(x, y, f)
+    model.config.flip_gan = 0.5
+    torch.testing.assert_close(with_gan["autoencoder"] - without["autoencoder"], 0.5 * with_gan["flip_gan_g"])
+    # the discriminator's loss: eq.'s three sources plus the flipped edits as fakes, ⅓ each
+    f["x_flip"] = x_flip.detach()
+    with torch.no_grad():
+        want = (model.gan_d_loss(d(x), d(torch.sigmoid(f["rec_logits"])), d(torch.sigmoid(f["prior_logits"])))
+                + F.binary_cross_entropy_with_logits(d(x_flip), torch.zeros(8)) / 3)
+    got = model.discriminator_step(x, {k: v.detach() if torch.is_tensor(v) else v for k, v in f.items()}, players(model))
+    torch.testing.assert_close(got["discriminator"], want)
+    model.train()
+    losses = model.train_step(batch, 0, players(model))  # a whole step runs with all four players
+    assert {"flip", "flip_gan_g", "classifier", "discriminator"} <= set(losses)

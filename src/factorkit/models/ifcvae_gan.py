@@ -53,7 +53,10 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   x' = x + D(ŷ', ẑ) − D(ŷ, ẑ) (what ``edit_output=residual`` returns), and the autoencoder adds
   λ_flip·L_bce(C(x' + N(0, σ²))_k, 1 − y_k) (``flip_loss``). Two earlier tries read x' through E_y
   itself, clean and noisy, and taught the decoder patterns E_y misreads (results §11); E_y shares
-  its trunk with the encoder it would judge, C does not.
+  its trunk with the encoder it would judge, C does not. ``flip_gan`` = w > 0 (ours, AttGAN's
+  adversarial loss on edited images, eq. 8): the discriminator also learns x' as fake (one more ⅓
+  term of its loss) and the autoencoder adds w·bce(1, D(x')), so an edit must look like a face as
+  well as read as flipped (without it, results §11, the decoder painted textures C reads).
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -203,6 +206,7 @@ class IFcVAEGAN(Model):
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         lambda_flip: nonnegative(float) = 0.0  # ours (AttGAN's C and L_cls on edits): C must read each flipped residual edit
         flip_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise on every image C sees (randomised smoothing)
+        flip_gan: nonnegative(float) = 0.0  # ours (AttGAN's adversarial loss on edits): the discriminator judges the flipped edits too
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -218,6 +222,10 @@ class IFcVAEGAN(Model):
         if c.flip_noise and not c.lambda_flip:
             raise UsageError(f"{self.name}: model.flip_noise={c.flip_noise} is the noise on the attribute classifier's "
                              "inputs, and there is no classifier (model.lambda_flip=0); set model.lambda_flip > 0 or drop flip_noise")
+        if c.flip_gan and not (c.lambda_flip and c.delta_gan):
+            raise UsageError(f"{self.name}: model.flip_gan={c.flip_gan} has the discriminator judge the flipped edits, which "
+                             f"need model.lambda_flip > 0 (it is {c.lambda_flip}) and a discriminator, model.delta_gan > 0 "
+                             f"(it is {c.delta_gan}); set both or drop flip_gan")
         if c.lambda_flip:
             self.classifier = Discriminator(info.channels, info.size, c.width, resnet, outputs=k)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
@@ -303,6 +311,11 @@ class IFcVAEGAN(Model):
         x' = clamp(x + σ(D(ŷ', ẑ)) − σ(x̂ logits), 0, 1), ŷ' = ŷ with ŷ_k := 1 − y_k, k one attribute per
         image (drawn unless given); C reads x' through :meth:`classify` (with its noise). Only the
         autoencoder's player steps on it, so C's weights are not moved by it."""
+        x_flip, rows, k, target = self.flipped_edits(x, y, f, k)
+        return F.binary_cross_entropy_with_logits(self.classify(x_flip)[rows, k], target)
+
+    def flipped_edits(self, x: Tensor, y: Tensor, f: dict[str, Tensor], k: Tensor | None = None):
+        """(x', rows, k, 1 − y_k) of :meth:`flip_loss`: each image's residual edit with attribute k flipped."""
         n = len(x)
         if k is None:
             k = torch.randint(len(self.attr_names), (n,), device=x.device)
@@ -312,8 +325,7 @@ class IFcVAEGAN(Model):
         y_flip = y_dec.clone()
         y_flip[rows, k] = target
         edited = torch.sigmoid(self.decoder(torch.cat([y_flip, f["z"]], 1)))
-        x_flip = residual_output(x, edited, torch.sigmoid(f["rec_logits"]))
-        return F.binary_cross_entropy_with_logits(self.classify(x_flip)[rows, k], target)
+        return residual_output(x, edited, torch.sigmoid(f["rec_logits"])), rows, k, target
 
     def gan_d_loss(self, real: Tensor, rec: Tensor, prior: Tensor) -> Tensor:
         """L_gan, C's side (§3.1, Bao et al.): ⅓[bce(1, C(x)) + bce(0, C(x̂)) + bce(0, C(D(z, y)))]
@@ -380,8 +392,13 @@ class IFcVAEGAN(Model):
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]
         if c.lambda_flip:
-            out["flip"] = self.flip_loss(x, y, f)
+            x_flip, rows, k, target = self.flipped_edits(x, y, f)
+            out["flip"] = F.binary_cross_entropy_with_logits(self.classify(x_flip)[rows, k], target)
             total = total + c.lambda_flip * out["flip"]
+            if c.flip_gan:  # ours: the edits must also pass the discriminator (AttGAN eq. 8); its step reads f["x_flip"]
+                f["x_flip"] = x_flip.detach()
+                out["flip_gan_g"] = adv.real_loss(self.discriminator(x_flip))
+                total = total + c.flip_gan * out["flip_gan_g"]
         if c.delta_gan:
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
@@ -408,6 +425,8 @@ class IFcVAEGAN(Model):
         d = self.discriminator
         real, rec, prior = d(x), d(torch.sigmoid(f["rec_logits"].detach())), d(torch.sigmoid(f["prior_logits"].detach()))
         loss = self.gan_d_loss(real, rec, prior)
+        if self.config.flip_gan:  # ours: the flipped edits of this step are fakes too, weighted as each source
+            loss = loss + adv.fake_loss(d(f["x_flip"])) / 3
         opt.step("discriminator", loss)
         with torch.no_grad():
             d_fake = torch.sigmoid(torch.cat([rec, prior])).mean()
