@@ -45,19 +45,6 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 
-* ``lambda_flip`` (ours, 0 in both presets; after AttGAN's attribute classifier C and its
-  classification loss on edited images, He et al., TIP 2019, eqs. 9–11): a separate classifier C
-  (:class:`Discriminator`'s layout with one logit per attribute, its own player, ``classifier_step``)
-  learns y from real faces plus N(0, σ²), σ = ``flip_noise`` (randomised smoothing's noise, Cohen et
-  al. 2019). Every step flips one attribute k per image, ŷ'_k = 1 − y_k, builds the residual edit
-  x' = x + D(ŷ', ẑ) − D(ŷ, ẑ) (what ``edit_output=residual`` returns), and the autoencoder adds
-  λ_flip·L_bce(C(x' + N(0, σ²))_k, 1 − y_k) (``flip_loss``). Two earlier tries read x' through E_y
-  itself, clean and noisy, and taught the decoder patterns E_y misreads (results §11); E_y shares
-  its trunk with the encoder it would judge, C does not. ``flip_gan`` = w > 0 (ours, AttGAN's
-  adversarial loss on edited images, eq. 8): the discriminator also learns x' as fake (one more ⅓
-  term of its loss) and the autoencoder adds w·bce(1, D(x')), so an edit must look like a face as
-  well as read as flipped (without it, results §11, the decoder painted textures C reads).
-
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
 value an edit sets), and a class loss on the reconstruction (``beta_rec_class=1``).
@@ -144,18 +131,15 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """C: four k5 s2 convs with ReLU, no BN (residual blocks with BN under ``resnet``), FC → one logit
-    (``outputs`` > 1: that many, (N, outputs) — the attribute classifier of ``lambda_flip``)."""
+    """C: four k5 s2 convs with ReLU, no BN (residual blocks with BN under ``resnet``), FC → one logit."""
 
-    def __init__(self, channels: int, size: int, f: int, resnet: bool, outputs: int = 1) -> None:
+    def __init__(self, channels: int, size: int, f: int, resnet: bool) -> None:
         super().__init__()
-        self.outputs = outputs
         self.net = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten(),
-                                 nn.Linear(8 * f * (size // 16) ** 2, outputs))
+                                 nn.Linear(8 * f * (size // 16) ** 2, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x)
-        return out.squeeze(1) if self.outputs == 1 else out
+        return self.net(x).squeeze(1)
 
 
 class Auxiliary(nn.Module):
@@ -204,9 +188,6 @@ class IFcVAEGAN(Model):
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
-        lambda_flip: nonnegative(float) = 0.0  # ours (AttGAN's C and L_cls on edits): C must read each flipped residual edit
-        flip_noise: nonnegative(float) = 0.0  # ours: σ of the Gaussian noise on every image C sees (randomised smoothing)
-        flip_gan: nonnegative(float) = 0.0  # ours (AttGAN's adversarial loss on edits): the discriminator judges the flipped edits too
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -219,15 +200,6 @@ class IFcVAEGAN(Model):
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
-        if c.flip_noise and not c.lambda_flip:
-            raise UsageError(f"{self.name}: model.flip_noise={c.flip_noise} is the noise on the attribute classifier's "
-                             "inputs, and there is no classifier (model.lambda_flip=0); set model.lambda_flip > 0 or drop flip_noise")
-        if c.flip_gan and not (c.lambda_flip and c.delta_gan):
-            raise UsageError(f"{self.name}: model.flip_gan={c.flip_gan} has the discriminator judge the flipped edits, which "
-                             f"need model.lambda_flip > 0 (it is {c.lambda_flip}) and a discriminator, model.delta_gan > 0 "
-                             f"(it is {c.delta_gan}); set both or drop flip_gan")
-        if c.lambda_flip:
-            self.classifier = Discriminator(info.channels, info.size, c.width, resnet, outputs=k)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
             self.register_buffer("label_sum", torch.zeros(k))
             self.register_buffer("label_count", torch.zeros(()))
@@ -300,33 +272,6 @@ class IFcVAEGAN(Model):
         """L_aux = L_bce(A_ψ(ẑ), y) (eq. 5): A_ψ minimises it, the encoder maximises it (eq. 6)."""
         return F.binary_cross_entropy_with_logits(aux_logits, y)
 
-    def classify(self, x: Tensor) -> Tensor:
-        """``lambda_flip``: C's logits for x + N(0, σ²), σ = ``flip_noise`` (none at σ = 0)."""
-        if self.config.flip_noise:
-            x = x + self.config.flip_noise * torch.randn_like(x)
-        return self.classifier(x)
-
-    def flip_loss(self, x: Tensor, y: Tensor, f: dict[str, Tensor], k: Tensor | None = None) -> Tensor:
-        """Ours (``lambda_flip``, AttGAN eq. 10 on residual edits): L_bce(C(x')_k, 1 − y_k) with
-        x' = clamp(x + σ(D(ŷ', ẑ)) − σ(x̂ logits), 0, 1), ŷ' = ŷ with ŷ_k := 1 − y_k, k one attribute per
-        image (drawn unless given); C reads x' through :meth:`classify` (with its noise). Only the
-        autoencoder's player steps on it, so C's weights are not moved by it."""
-        x_flip, rows, k, target = self.flipped_edits(x, y, f, k)
-        return F.binary_cross_entropy_with_logits(self.classify(x_flip)[rows, k], target)
-
-    def flipped_edits(self, x: Tensor, y: Tensor, f: dict[str, Tensor], k: Tensor | None = None):
-        """(x', rows, k, 1 − y_k) of :meth:`flip_loss`: each image's residual edit with attribute k flipped."""
-        n = len(x)
-        if k is None:
-            k = torch.randint(len(self.attr_names), (n,), device=x.device)
-        rows = torch.arange(n, device=x.device)
-        target = 1 - y[rows, k]
-        y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(f["y_logits"])
-        y_flip = y_dec.clone()
-        y_flip[rows, k] = target
-        edited = torch.sigmoid(self.decoder(torch.cat([y_flip, f["z"]], 1)))
-        return residual_output(x, edited, torch.sigmoid(f["rec_logits"])), rows, k, target
-
     def gan_d_loss(self, real: Tensor, rec: Tensor, prior: Tensor) -> Tensor:
         """L_gan, C's side (§3.1, Bao et al.): ⅓[bce(1, C(x)) + bce(0, C(x̂)) + bce(0, C(D(z, y)))]
         of means (paper) or 0.3·(the three sums) (code)."""
@@ -357,8 +302,6 @@ class IFcVAEGAN(Model):
         if c.delta_gan:
             d = {"alpha": 0.9} if c.d_rmsprop == "code" else {"momentum": 0.5}
             opts["discriminator"] = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr, **d)
-        if c.lambda_flip:
-            opts["classifier"] = torch.optim.RMSprop(self.classifier.parameters(), lr=c.lr)
         return opts
 
     def forward_pass(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -371,12 +314,11 @@ class IFcVAEGAN(Model):
         prior_logits = self.decoder(torch.cat([y, torch.randn_like(z)], 1)) if self.config.delta_gan else None
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
-        return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z": z, "z_aux": z_aux, "rec_logits": rec_logits,
+        return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
                 "prior_logits": prior_logits}
 
     def autoencoder_loss(self, x: Tensor, y: Tensor, f: dict[str, Tensor]) -> dict[str, Tensor]:
-        """L_rec + α L_KL + ρ L_class + β L_class(x̂) + δ·(G side of L_gan) − λ_aux L_aux (+ λ_flip
-        L_flip, ours): its
+        """L_rec + α L_KL + ρ L_class + β L_class(x̂) + δ·(G side of L_gan) − λ_aux L_aux: its
         gradient is ∇θ L_dec (eq. 3) in the decoder and ∇φ L_IFcVAE-GAN (eq. 6) in the encoder."""
         c = self.config
         out = {"rec": self.rec_loss(f["rec_logits"], x), "kl": self.kl_loss(f["mu"], f["logvar"]),
@@ -391,14 +333,6 @@ class IFcVAEGAN(Model):
         if c.beta_rec_class:
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]
-        if c.lambda_flip:
-            x_flip, rows, k, target = self.flipped_edits(x, y, f)
-            out["flip"] = F.binary_cross_entropy_with_logits(self.classify(x_flip)[rows, k], target)
-            total = total + c.lambda_flip * out["flip"]
-            if c.flip_gan:  # ours: the edits must also pass the discriminator (AttGAN eq. 8); its step reads f["x_flip"]
-                f["x_flip"] = x_flip.detach()
-                out["flip_gan_g"] = adv.real_loss(self.discriminator(x_flip))
-                total = total + c.flip_gan * out["flip_gan_g"]
         if c.delta_gan:
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
@@ -425,18 +359,10 @@ class IFcVAEGAN(Model):
         d = self.discriminator
         real, rec, prior = d(x), d(torch.sigmoid(f["rec_logits"].detach())), d(torch.sigmoid(f["prior_logits"].detach()))
         loss = self.gan_d_loss(real, rec, prior)
-        if self.config.flip_gan:  # ours: the flipped edits of this step are fakes too, weighted as each source
-            loss = loss + adv.fake_loss(d(f["x_flip"])) / 3
         opt.step("discriminator", loss)
         with torch.no_grad():
             d_fake = torch.sigmoid(torch.cat([rec, prior])).mean()
         return {"discriminator": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(), "d_fake": d_fake}
-
-    def classifier_step(self, x: Tensor, y: Tensor, opt) -> dict[str, Tensor]:
-        """``lambda_flip``: C learns every attribute from the real faces plus its noise (AttGAN eq. 9)."""
-        loss = F.binary_cross_entropy_with_logits(self.classify(x), y)
-        opt.step("classifier", loss)
-        return {"classifier": loss.detach()}
 
     def label_prior(self) -> Tensor:
         """Each attribute's rate among the training labels seen so far, (Σ y + 1) / (n + 2) (Laplace:
@@ -449,9 +375,7 @@ class IFcVAEGAN(Model):
             self.label_sum += y.sum(0)
             self.label_count += len(y)
         f = self.forward_pass(x, y)
-        c_losses = self.classifier_step(x, y, opt) if self.config.lambda_flip else {}
         losses = self.autoencoder_step(x, y, f, opt)
-        losses.update(c_losses)
         losses.update(self.aux_step(y, f, opt))
         if self.config.delta_gan:
             losses.update(self.discriminator_step(x, f, opt))
