@@ -186,11 +186,13 @@ class Decoder(nn.Module):
         if not self.skips:
             out = self.net(h)
         else:
-            joins = list(reversed(maps[-self.skips:]))  # coarsest first
-            out = h
+            joins = list(reversed(maps[-self.skips:]))  # coarsest first: before the 2nd deconvolution, then the 3rd
+            out, deconvs = h, 0
             for layer in self.net:
-                if isinstance(layer, nn.ConvTranspose2d) and out is not h and joins:
-                    out = torch.cat([out, joins.pop(0)], 1)
+                if isinstance(layer, nn.ConvTranspose2d):
+                    if deconvs and joins:
+                        out = torch.cat([out, joins.pop(0)], 1)
+                    deconvs += 1
                 out = layer(out)
         image = torch.tanh(out[:, :self.channels] + self.bias)
         mask = torch.sigmoid(out[:, self.channels:] + self.mask_bias) if hasattr(self, "mask_bias") else None
@@ -447,8 +449,9 @@ class DNAGAN(Model):
         for p in pairs:
             b = len(p.xa)
             ea, eb = ea_eb[at:at + b], ea_eb[at + b:at + 2 * b]
-            ma, mb = [m[at:at + b] for m in maps_ab], [m[at + b:at + 2 * b] for m in maps_ab]
-            maps.append([torch.cat([x, y, x, y]) for x, y in zip(ma, mb)])  # each child decodes with its parent's maps
+            if self.config.skips:  # each child decodes with its parent's maps: A1, B1, A2, B2 ← A, B, A, B
+                ma, mb = [m[at:at + b] for m in maps_ab], [m[at + b:at + 2 * b] for m in maps_ab]
+                maps.append([torch.cat([x, y, x, y]) for x, y in zip(ma, mb)])
             at += 2 * b
             j = p.j
             if self.config.annihilate:
