@@ -925,8 +925,10 @@ def test_skips_join_the_edited_images_encoder_maps_into_the_decoder(faces):
     torch.testing.assert_close((bred["A1"] + 1) / 2, dec(ha, maps_a), rtol=1e-5, atol=1e-5)
     kids = model.crossbreed(a, b, "Smiling")
     torch.testing.assert_close(kids["B2"], dec(hb2, maps_b), rtol=1e-5, atol=1e-5)  # edit_output=decoded
-    # a training step runs and moves the encoder through the maps too
+    # a training step moves every encoder weight and the decoder's weights on the joined maps
     model.train()
     before = [q.clone() for q in model.encoder.parameters()]
+    joined = [deconvs[1].weight[4 * f:].clone(), deconvs[2].weight[2 * f:].clone()]  # (in, out, k, k): the maps' rows
     model.train_step(pair_batch(model, faces, 1), 1, players(model))
     assert all((q - q0).abs().max() > 0 for q, q0 in zip(model.encoder.parameters(), before))
+    assert (deconvs[1].weight[4 * f:] - joined[0]).abs().max() > 0 and (deconvs[2].weight[2 * f:] - joined[1]).abs().max() > 0
