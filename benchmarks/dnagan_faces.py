@@ -30,6 +30,7 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0 unless ``--see
   ``lambda_mask=0.1``, edited as ``edit_output=masked``; ``-mask03``: 0.03).
   ``-l1w-noise-skip1`` / ``-skip2``: the ``-l1w-noise`` row with AttGAN's shortcut layers (``skips=1``: the
   encoder's s/4 map of the edited image joined into the decoder; ``2``: also the s/2 map).
+  ``-skip1-mask``: ``skips=1`` with the ``-mask`` row's attention mask (λ_mask 0.1).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -86,6 +87,8 @@ ROWS: dict[str, dict] = {
                                                "edit_output": "masked", "lambda_mask": 0.03},
     "residual-children-cls-l1w-noise-skip1": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1},
     "residual-children-cls-l1w-noise-skip2": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 2},
+    "residual-children-cls-l1w-noise-skip1-mask": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
+                                                   "children": "masked", "edit_output": "masked", "lambda_mask": 0.1},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
