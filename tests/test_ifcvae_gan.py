@@ -230,27 +230,6 @@ def test_aux_input_same_fresh_or_mean(faces):
             assert not torch.allclose(f["z_aux"], z_same) and not torch.allclose(f["z_aux"], mu)
 
 
-def test_rec_input_mean_decodes_mu_and_sample_decodes_the_draw(faces):
-    batch = faces.get_batch(np.arange(5))
-    x = batch["image"]
-    for kind in ("sample", "mean"):
-        model = build(faces, rec_input=kind, aux_input="same").eval()
-        y = model.labels(batch)
-        torch.manual_seed(0)
-        f = model.forward_pass(x, y)
-        mu, logvar, y_logits = model.encoder(x)
-        z = f["z_aux"]  # aux_input=same: the reconstruction's draw
-        assert not torch.allclose(z, mu)
-        want = model.decoder(torch.cat([torch.sigmoid(y_logits), mu if kind == "mean" else z], 1))
-        torch.testing.assert_close(f["rec_logits"], want)
-        # the KL still shapes q: its gradient reaches log σ² under either input
-        losses = model.autoencoder_loss(x, y, f)
-        (g,) = torch.autograd.grad(losses["kl"], [model.encoder.logvar.weight])
-        assert g.abs().sum() > 0
-    assert fk.models.build("ifcvae-gan", faces.info, preset="paper").config.rec_input == "sample"
-    assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.rec_input == "sample"
-
-
 def test_presets_paper_is_table_1_with_the_codes_switches_and_cvae_gan_drops_l_aux(faces):
     info = faces.info
     paper = fk.models.build("ifcvae-gan", info, preset="paper").config

@@ -41,9 +41,6 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   mean of the training labels) instead of ½. A_ψ that reads nothing from ẑ outputs the marginal, so
   only this target makes "ẑ carries no y" the encoder's optimum: against ½, with the faces' rates of
   0.08–0.5, the encoder is pushed on after A_ψ is blind, and ẑ empties (results §11).
-* ``rec_input=mean`` (ours; off in both presets): the reconstruction term decodes μ instead of a
-  draw of q(z|x). Every edit already decodes μ (``use_mean``), so training then matches what is
-  edited; L_KL still shapes q and A_ψ still reads ``aux_input``. ``sample`` is Alg. 1 and the code.
 * ``edit_output=residual`` (ours, not in the paper or code; off in both presets): the edit is
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
@@ -187,7 +184,6 @@ class IFcVAEGAN(Model):
         g_loss: Literal["minimax", "nonsaturating"] = "minimax"  # eqs. 3–4 as written | the code
         y_head: Literal["trunk", "detached"] = "trunk"  # the paper | the code (h.detach())
         aux_input: Literal["same", "fresh", "mean"] = "same"  # the paper | the code | μ
-        rec_input: Literal["sample", "mean"] = "sample"  # x̂ = D(ŷ, z ~ q) (paper, code) | D(ŷ, μ) (ours)
         d_rmsprop: Literal["paper", "code"] = "paper"  # momentum 0.5 | alpha 0.9 (the code's flag)
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
@@ -314,9 +310,7 @@ class IFcVAEGAN(Model):
         mu, logvar, y_logits = self.encoder(x)
         z = reparameterise(mu, logvar)
         y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(y_logits)
-        # rec_input=mean (ours): the reconstruction decodes μ, as every edit does (use_mean); L_KL
-        # still shapes q, and A_ψ still reads ``aux_input``
-        rec_logits = self.decoder(torch.cat([y_dec, mu if self.config.rec_input == "mean" else z], 1))
+        rec_logits = self.decoder(torch.cat([y_dec, z], 1))
         prior_logits = self.decoder(torch.cat([y, torch.randn_like(z)], 1)) if self.config.delta_gan else None
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
