@@ -115,6 +115,12 @@ def test_tiny_study_under_local_ray(ray_study):
     assert set(rows[0]) >= {"run", "method", "data", "seed", "metric", "value", "floor", "seconds", "model.beta"}
     summary = (base / "out" / "summary.md").read_text()
     assert "ae.psnr >= bvae-b4.psnr - 0.5" in summary and "(n=2" in summary
+    # the workers of a local Ray run at the driver's priority, not Ray's default niceness of 15
+    import json
+    import os
+
+    states = [json.loads(p.read_text()) for p in (base / "out" / "runs").glob("*/study.json")]
+    assert len(states) == 4 and {s["niceness"] for s in states} == {os.nice(0)}
     # each run directory is an ordinary run: loadable, with its metrics.json
     import factorkit as fk
 

@@ -119,7 +119,8 @@ def execute(run: Run, run_dir: str, metrics: list[str] | None, threads: int, eva
         test = load_data(cfg.data_name, "test", root=cfg.data_root, options=cfg.data)
         evaluate(model, test, metrics=metrics, settings=Settings(**evaluate_with), out=path / "metrics.json")
         seconds = round(time.perf_counter() - t, 1)
-        _write_state(path, state="done", seconds=seconds, resumed=resumed, evaluate=evaluate_with)
+        _write_state(path, state="done", seconds=seconds, resumed=resumed, evaluate=evaluate_with,
+                     niceness=os.nice(0))
         return {"name": run.name, "state": "done", "seconds": seconds, "resumed": resumed}
     except Exception as exc:  # recorded; the other runs go on
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -269,6 +270,12 @@ def _run_ray(study: Study, runs_dir: Path, address: str | None, cpus: int, bar: 
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = os.cpu_count() or 1
+            # Ray starts its workers at niceness 15 unless told otherwise. A run with several torch
+            # threads then waits at every parallel region for the thread that shares a core with
+            # any other process: 1.1 steps/s instead of hundreds for a digits autoencoder beside one
+            # busy benchmark (results §15). A local Ray started here runs its workers at the
+            # driver's priority; RAY_worker_niceness set by the user is kept.
+            os.environ.setdefault("RAY_worker_niceness", "0")
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
