@@ -3,7 +3,7 @@ outside it? (issue 18; a diagnostic, not an editor: it reads the true counterfac
 
     python benchmarks/dnagan_oracle_region.py runs/bench-dnagan-skip2/residual-children-cls-l1w-noise-skip2
 
-For the same 500 test pairs per attribute as ``pair_swap`` (seed 0), each child (B2 = B given A's
+For the same 500 test pairs per attribute as ``pair_swap`` (``bred_pairs``, seed 0), each child (B2 = B given A's
 piece, A2 = A with the piece annihilated) is split by the truth's region R: the pixels where the
 true counterfactual differs from the input by more than ``--tau`` in any channel, grown by
 ``--grow`` pixels (a max-pool). Three images are scored by the judge, success and identity as in
@@ -26,18 +26,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
-from factorkit.metrics.editing import _images
+from factorkit.metrics.editing import bred_pairs
 
 
-def score(judge, k: int, keep: list[int], value: int, x, img, cf) -> dict:
+def score(judge, k: int, keep: list[int], value: int, img, r_in, r_cf) -> dict:
+    """The judge's success on ``img`` and its identity against the input's and the truth's readings."""
     hit = judge.probabilities(img)[:, k] > 0.5
     success = hit if value == 1 else ~hit
-    r_in, r_img, r_cf = (judge.read(t)[:, keep] for t in (x, img, cf))
+    r_img = judge.read(img)[:, keep]
     return {"success": float(success.float().mean()), "identity": float((r_img == r_in).float().mean()),
             "identity_truth": float((r_img == r_cf).float().mean())}
 
@@ -59,31 +59,20 @@ def main() -> None:
     print("| attribute | direction | R (share of pixels) | child: success / identity | inside R | outside R | truth's identity |")
     print("|---|---|---|---|---|---|---|")
     for attribute in model.edit_attributes():
-        k = info.attribute_index(attribute)
-        keep = [j for j, f in enumerate(names) if f != info.attributes[k]]
-        attrs = test.attribute_array()[:, k] > 0.5
-        rng = np.random.default_rng(0)  # pair_swap's draw
-        pos, neg = np.flatnonzero(attrs), np.flatnonzero(~attrs)
-        n = min(len(pos), len(neg), args.pairs)
-        ra, rb = np.sort(rng.choice(pos, n, replace=False)), rng.choice(neg, n, replace=False)
-        xa, xb = _images(test, ra), _images(test, rb)
-        kids: dict[str, list] = {"A2": [], "B2": []}
-        with torch.no_grad():
-            for i in range(0, n, 256):
-                out = model.crossbreed(xa[i:i + 256], xb[i:i + 256], info.attributes[k])
-                for key in kids:
-                    kids[key].append(out[key].cpu())
-        children = {key: torch.cat(v).clamp(0, 1) for key, v in kids.items()}
-        for label, child, x, rows, value in (("add", children["B2"], xb, rb, 1), ("remove", children["A2"], xa, ra, 0)):
-            cf = test.counterfactual(rows, info.attributes[k], np.full(n, value, dtype=np.int64))
+        pairs = bred_pairs(model, test, attribute, max_pairs=args.pairs, seed=0)  # pair_swap's pairs
+        k, name, n = pairs["k"], pairs["name"], pairs["n"]
+        keep = [j for j, f in enumerate(names) if f != name]
+        for label, child, x, rows, value in (("add", pairs["B2"], pairs["xb"], pairs["rb"], 1),
+                                             ("remove", pairs["A2"], pairs["xa"], pairs["ra"], 0)):
+            cf = test.counterfactual(rows, name, np.full(n, value, dtype=np.int64))
             region = ((cf - x).abs().amax(1, keepdim=True) > args.tau).float()
             if args.grow:
                 region = F.max_pool2d(region, 2 * args.grow + 1, stride=1, padding=args.grow)
-            cells = {"region": float(region.mean()),
-                     "child": score(judge, k, keep, value, x, child, cf),
-                     "inside": score(judge, k, keep, value, x, x + region * (child - x), cf),
-                     "outside": score(judge, k, keep, value, x, x + (1 - region) * (child - x), cf),
-                     "truth": score(judge, k, keep, value, x, cf, cf)}
+            r_in, r_cf = (judge.read(t)[:, keep] for t in (x, cf))
+            cells = {"region": float(region.mean())}
+            for key, img in (("child", child), ("inside", x + region * (child - x)),
+                             ("outside", x + (1 - region) * (child - x)), ("truth", cf)):
+                cells[key] = score(judge, k, keep, value, img, r_in, r_cf)
             result[f"{attribute}.{label}"] = cells
             c, i, o = cells["child"], cells["inside"], cells["outside"]
             print(f"| {attribute} | {label} | {cells['region']:.3f} | {c['success']:.3f} / {c['identity']:.3f} | "

@@ -284,6 +284,40 @@ def swap_fidelity(model, test_dataset, judge, max_pairs: int | None = 500, seed:
 
 
 @torch.no_grad()
+def bred_pairs(model, test_dataset, attribute: str, max_pairs: int | None = 500, seed: int = 0) -> dict:
+    """The test pairs of ``pair_swap`` and their children: ``n`` pairs of A (rows ``ra``, images ``xa``,
+    with the attribute) and B (``rb``, ``xb``, without), drawn with ``seed``; ``A2`` (A with the piece
+    annihilated) and ``B2`` (B given A's piece) from the model's ``crossbreed``, clamped to [0, 1];
+    ``k`` and ``name``: the attribute's index and name. Refuses a dataset without counterfactual
+    renders, a model that does not breed pairs, and a split lacking either side."""
+    from ..errors import UsageError
+
+    info = test_dataset.info
+    if not getattr(info, "has_counterfactual", False):
+        raise UsageError(f"pair-swap needs a dataset with counterfactual renders (faces), not {info.name}")
+    if not callable(getattr(model, "crossbreed", None)):
+        raise UsageError(f"pair-swap needs a model that breeds attribute pairs (dna-gan), not "
+                         f"{getattr(model, 'name', type(model).__name__)}")
+    k = info.attribute_index(attribute)
+    name = info.attributes[k]
+    attrs = test_dataset.attribute_array()[:, k] > 0.5
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(attrs), np.flatnonzero(~attrs)
+    n = min(len(pos), len(neg), max_pairs or len(test_dataset))
+    if n == 0:
+        raise UsageError(f"pair-swap: the test split has {len(pos)} images with {name} and {len(neg)} without; "
+                         "it needs both")
+    ra, rb = np.sort(rng.choice(pos, n, replace=False)), rng.choice(neg, n, replace=False)
+    xa, xb = _images(test_dataset, ra), _images(test_dataset, rb)
+    kids: dict[str, list] = {key: [] for key in ("A2", "B2")}
+    for i in range(0, n, 256):
+        out = model.crossbreed(xa[i : i + 256], xb[i : i + 256], name)
+        for key in kids:
+            kids[key].append(out[key].cpu())
+    return {"k": k, "name": name, "n": n, "ra": ra, "rb": rb, "xa": xa, "xb": xb,
+            **{key: torch.cat(v).clamp(0, 1) for key, v in kids.items()}}
+
+
 def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None = 500, seed: int = 0) -> dict:
     """Issue 18 §2, for models that breed pairs (DNA-GAN's ``crossbreed``): test pairs of A (with
     the attribute) and B (without) give B2 (B with A's piece: should be B's true counterfactual with
@@ -302,38 +336,17 @@ def pair_swap(model, test_dataset, attribute: str, judge, max_pairs: int | None 
     that changes far more than the truth spreads its change over the rest of the face.
     ``identity_by_factor`` / ``identity_of_truth_by_factor`` split ``identity`` and its ceiling by
     factor (their means are the two scores): which factor an edit loses."""
-    from ..errors import UsageError
-
     info = test_dataset.info
-    if not getattr(info, "has_counterfactual", False):
-        raise UsageError(f"pair-swap needs a dataset with counterfactual renders (faces), not {info.name}")
-    if not callable(getattr(model, "crossbreed", None)):
-        raise UsageError(f"pair-swap needs a model that breeds attribute pairs (dna-gan), not "
-                         f"{getattr(model, 'name', type(model).__name__)}")
-    k = info.attribute_index(attribute)
-    name = info.attributes[k]
+    pairs = bred_pairs(model, test_dataset, attribute, max_pairs, seed)
+    k, name, n = pairs["k"], pairs["name"], pairs["n"]
     names = [f.name for f in info.factors]
     keep = [j for j, f in enumerate(names) if f != name]
-    attrs = test_dataset.attribute_array()[:, k] > 0.5
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(attrs), np.flatnonzero(~attrs)
-    n = min(len(pos), len(neg), max_pairs or len(test_dataset))
-    if n == 0:
-        raise UsageError(f"pair-swap: the test split has {len(pos)} images with {name} and {len(neg)} without; "
-                         "it needs both")
-    ra, rb = np.sort(rng.choice(pos, n, replace=False)), rng.choice(neg, n, replace=False)
-    xa, xb = _images(test_dataset, ra), _images(test_dataset, rb)
-    kids = {key: [] for key in ("A2", "B2")}
-    for i in range(0, n, 256):
-        out = model.crossbreed(xa[i : i + 256], xb[i : i + 256], name)
-        for key in kids:
-            kids[key].append(out[key].cpu())
-    kids = {key: torch.cat(v).clamp(0, 1) for key, v in kids.items()}
+    ra, rb, xa, xb = pairs["ra"], pairs["rb"], pairs["xa"], pairs["xb"]
     # the plain reconstructions (A1 = A's own latent decoded; under edit_output=residual A1 is A itself)
     recon_a, recon_b = (_batched(model.reconstruct, x).clamp(0, 1) for x in (xa, xb))
     out: dict = {"n": n}
     p_on = judge.probabilities
-    for label, child, recon, x, rows, value in (("add", kids["B2"], recon_b, xb, rb, 1), ("remove", kids["A2"], recon_a, xa, ra, 0)):
+    for label, child, recon, x, rows, value in (("add", pairs["B2"], recon_b, xb, rb, 1), ("remove", pairs["A2"], recon_a, xa, ra, 0)):
         cf = test_dataset.counterfactual(rows, name, np.full(n, value, dtype=np.int64))
         m_child, m_recon = ((child - cf) ** 2).flatten(1).mean(1), ((recon - cf) ** 2).flatten(1).mean(1)
         m_input = ((x - cf) ** 2).flatten(1).mean(1)
