@@ -31,6 +31,9 @@ Rows (``ROWS``; the fast preset with the listed overrides, seed 0 unless ``--see
   ``-l1w-noise-skip1`` / ``-skip2``: the ``-l1w-noise`` row with AttGAN's shortcut layers (``skips=1``: the
   encoder's s/4 map of the edited image joined into the decoder; ``2``: also the s/2 map).
   ``-skip1-mask``: ``skips=1`` with the ``-mask`` row's attention mask (λ_mask 0.1).
+  ``-skip1-gp02`` / ``-skip1-gp1``: ``skips=1`` with a WGAN-GP critic (``gan=wgan-gp``, λ_gp 10, no
+  BatchNorm, no clipping) at ``lambda_gan`` 0.02 / 0.1 (AttGAN's adversarial weight against its
+  reconstruction / against its classifier term, in this model's units).
 
 Scores (test split): PSNR of the reconstruction (1,000 images); for every attribute,
 ``pair-swap`` on 500 test pairs — B2 (B given A's piece) against B's counterfactual with the
@@ -87,6 +90,10 @@ ROWS: dict[str, dict] = {
                                                "edit_output": "masked", "lambda_mask": 0.03},
     "residual-children-cls-l1w-noise-skip1": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1},
     "residual-children-cls-l1w-noise-skip2": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 2},
+    "residual-children-cls-l1w-noise-skip1-gp02": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
+                                                   "gan": "wgan-gp", "lambda_gan": 0.02},
+    "residual-children-cls-l1w-noise-skip1-gp1": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
+                                                  "gan": "wgan-gp", "lambda_gan": 0.1},
     "residual-children-cls-l1w-noise-skip1-mask": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
                                                    "children": "masked", "edit_output": "masked", "lambda_mask": 0.1},
 }

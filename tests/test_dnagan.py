@@ -310,6 +310,45 @@ def test_the_nonsaturating_losses_equal_eqs_4_and_6_to_8(faces):
     assert math.isclose(float(model.gan_loss(s)), sp(1.2) + sp(-0.7), rel_tol=1e-5)
 
 
+def test_wgan_gp_penalises_the_critics_gradient_instead_of_clipping(faces):
+    """``gan=wgan-gp``: the critic has no BatchNorm; its step adds λ Σ (‖∇ f_j(x̂)‖ − 1)² over B2 against A and
+    A2 against B of every pair, checked with a linear critic whose gradient is the same at every x̂; and
+    nothing is clipped."""
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build(faces).critic.modules())
+    model = build(faces, gan="wgan-gp", gp_weight=3.0)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.critic.modules())
+    pairs = model.pairs(pair_batch(model, faces, 0), 0)
+    kids = model.breed(pairs)
+    n, d = len(model.attr_names), pairs[0].xa[0].numel()
+    w = torch.randn(d, n, generator=torch.Generator().manual_seed(1)) * 0.01
+
+    class Linear(torch.nn.Module):  # f(x, y) = x·W: ∇ₓ f_j = W[:, j] everywhere, whatever the labels
+        def forward(self, x, labels):
+            return x.flatten(1) @ w
+    model.critic = Linear()
+    expected = sum(2 * 3.0 * (float(w[:, p.j].norm()) - 1) ** 2 for p in pairs)
+    assert len(pairs) == n and math.isclose(float(model.gradient_penalty(pairs, kids)), expected, rel_tol=1e-5)
+
+    model = build(faces, schedule="cyclic", gan="wgan-gp")
+    with torch.no_grad():
+        for p in model.critic.parameters():
+            p.fill_(0.5)
+    opt, seen = players(model), []
+    real_step = opt.step
+
+    def step(name, loss, **kw):
+        if name == "critic":
+            seen.append(float(loss))
+        return real_step(name, loss, **kw)
+    opt.step = step
+    pairs = model.pairs(pair_batch(model, faces, 1), 1)
+    kids = model.breed(pairs)
+    plain = float(model.critic_loss(model.critic_scores(pairs, kids, detach=True)))
+    model.critic_step(pairs, kids, opt)
+    assert seen[0] > plain + 1.0  # the penalty is in the critic's loss (a critic of 0.5s is far from 1-Lipschitz)
+    assert any(float(p.abs().max()) > 0.01 for p in model.critic.parameters())  # and nothing was clipped
+
+
 def test_the_critic_is_told_the_donors_or_the_recipients_labels(faces):
     from factorkit.models.dnagan import Pair
 

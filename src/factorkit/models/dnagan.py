@@ -88,6 +88,12 @@ detail. Every child decodes with its parent's maps (B2 with B's, A2 with A's), s
 the pieces, never the donor's maps; a swap of every piece and z is then a's latent drawn over b's maps,
 not a's reconstruction. ``decode(code)`` is unsupported (a bare code has no maps); every other
 operation is unchanged. Off (0) in both presets.
+``gan=wgan-gp`` (ours, after Gulrajani et al., NeurIPS 2017, the critic AttGAN and STGAN train with):
+the WGAN losses above, with the gradient penalty (:meth:`gradient_penalty`, ``gp_weight`` = λ = 10)
+in place of weight clipping and a critic without BatchNorm. Results §12 found the clipped critic
+blind to what the classifier term draws (coloured speckle for bangs); a penalised critic is not
+limited to the near-linear functions clipping leaves it. Its scores are unbounded, so
+``lambda_gan`` has to be set with it (results §12). Off in both presets.
 
 Deviations from the code, for speed or because it is silent: the encoder runs once over every A
 and B of a step and the decoder once over all 4n children, so their BatchNorm statistics pool what
@@ -209,16 +215,20 @@ class Critic(nn.Module):
     ``condition=projection`` (ours, after Miyato & Koyama's projection discriminator, ICLR 2018):
     no label planes; the features φ(x) give s = W φ(x) + (V φ(x))·y, where V φ(x) is an n × n
     matrix and y the ±1 label vector, so score j reads the attributes from the image and compares
-    them with the labels directly instead of through the first convolution."""
+    them with the labels directly instead of through the first convolution.
 
-    def __init__(self, channels: int, size: int, f: int, n_attr: int, condition: str = "planes") -> None:
+    ``norm=None`` (``gan=wgan-gp``): no BatchNorm, since the gradient penalty is per image and batch
+    statistics would tie each image's gradient to the rest of its batch (Gulrajani et al. §4)."""
+
+    def __init__(self, channels: int, size: int, f: int, n_attr: int, condition: str = "planes",
+                 norm: str | None = "batch") -> None:
         super().__init__()
         self.condition, self.n_attr = condition, n_attr
         planes = n_attr if condition == "planes" else 0
         self.net = nn.Sequential(*conv_block(channels + planes, f, 4, 2, 1, act="lrelu", bias=False),
-                                 *conv_block(f, 2 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
-                                 *conv_block(2 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
-                                 *conv_block(4 * f, 4 * f, 4, 2, 1, norm="batch", act="lrelu", bias=False),
+                                 *conv_block(f, 2 * f, 4, 2, 1, norm=norm, act="lrelu", bias=False),
+                                 *conv_block(2 * f, 4 * f, 4, 2, 1, norm=norm, act="lrelu", bias=False),
+                                 *conv_block(4 * f, 4 * f, 4, 2, 1, norm=norm, act="lrelu", bias=False),
                                  nn.Flatten(), nn.Linear(4 * f * (size // 16) ** 2, n_attr))
         if condition == "projection":
             self.projection = nn.Linear(4 * f * (size // 16) ** 2, n_attr * n_attr, bias=False)
@@ -271,8 +281,9 @@ class DNAGAN(Model):
         attributes: tuple[str, ...] = ()  # the labelled attributes with a piece each (empty: all of the dataset's)
         width: positive() = 128  # f: encoder f, 2f, 4f; the latent has 4f channels (the code: 512)
         piece_channels: positive() = 128  # channels per attribute piece (the code: 0.25 × 512); z gets the rest
-        gan: Literal["wgan", "nonsaturating"] = "wgan"  # the code (WGAN, clipping) | the paper (eqs. 4–8)
+        gan: Literal["wgan", "nonsaturating", "wgan-gp"] = "wgan"  # the code (clipping) | the paper (eqs. 4–8) | ours (module doc)
         clip: positive(float) = 0.01  # WGAN weight clipping c
+        gp_weight: positive(float) = 10.0  # gan=wgan-gp: λ of Gulrajani et al. eq. 3
         lambda_gan: nonnegative(float) = 1.0  # eq. 5 "omitting the coefficient"
         lr: positive(float) = 5e-5  # RMSprop, both players
         rmsprop_alpha: fraction() = 0.8  # the code's decay=0.8
@@ -320,7 +331,8 @@ class DNAGAN(Model):
         self.decoder = Decoder(info.channels, c.width, mask=masked, skips=c.skips)
         if c.skips:  # a bare code lacks the edited image's maps: decode(code) has nothing to join
             self.operations = type(self).operations - {"decode"}
-        self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition)
+        self.critic = Critic(info.channels, info.size, c.width, n, c.critic_condition,
+                             norm=None if c.gan == "wgan-gp" else "batch")
         if c.cls_noise and not c.lambda_cls:
             raise UsageError(f"{self.name}: model.cls_noise={c.cls_noise} is the noise on the attribute classifier's "
                              "inputs, and there is no classifier (model.lambda_cls=0); set model.lambda_cls > 0 or drop cls_noise")
@@ -535,10 +547,22 @@ class DNAGAN(Model):
         against B (the code's loss_D). ``nonsaturating``: L_D = L_D1 + L_D0 (eqs. 6–8)."""
         total = 0.0
         for a, b, b2, a2 in zip(s["A"], s["B"], s["B2"], s["A2"]):
-            if self.config.gan == "wgan":
+            if self.config.gan != "nonsaturating":
                 total = total + adv.wgan_critic_loss(a, b2) + adv.wgan_critic_loss(b, a2)
             else:
                 total = total + adv.d_loss(a, b2) + adv.d_loss(b, a2)  # L_D1 + L_D0
+        return total
+
+    def gradient_penalty(self, pairs: list[Pair], kids: list[dict[str, Tensor]]) -> Tensor:
+        """``gan=wgan-gp`` (Gulrajani et al. 2017, eq. 3, ours here): Σ over pairs of λ_gp E[(‖∇ f(x̂)_j‖₂ − 1)²]
+        on interpolates of A and B2, and of B and A2, each scored as the critic scores the child
+        (:meth:`child_labels`), j the pair's attribute: the 1-Lipschitz constraint in place of clipping."""
+        total = 0.0
+        for p, k in zip(pairs, kids):
+            lb2, la2 = self.child_labels(p)
+            for real, child, lab in ((p.xa, k["B2"], lb2), (p.xb, k["A2"], la2)):
+                total = total + adv.gradient_penalty(lambda x, lab=lab, j=p.j: self.critic(x, lab)[:, j], real, child,
+                                                     self.config.gp_weight)
         return total
 
     def gan_loss(self, s: dict[str, list[Tensor]]) -> Tensor:
@@ -546,7 +570,7 @@ class DNAGAN(Model):
         ``nonsaturating`` eq. 4: −E log D(B2) − E log D(A2)."""
         total = 0.0
         for b2, a2 in zip(s["B2"], s["A2"]):
-            if self.config.gan == "wgan":
+            if self.config.gan != "nonsaturating":
                 total = total + adv.wgan_generator_loss(b2) + adv.wgan_generator_loss(a2)
             else:
                 total = total + adv.g_loss(b2) + adv.g_loss(a2)
@@ -602,8 +626,11 @@ class DNAGAN(Model):
         return loss.detach()
 
     def critic_step(self, pairs, kids, opt) -> Tensor:
-        """One critic update on the detached children, then (WGAN) w ← clip(w, −c, c) (Alg. 1 line 7)."""
+        """One critic update on the detached children, then (WGAN) w ← clip(w, −c, c) (Alg. 1 line 7);
+        ``wgan-gp`` adds :meth:`gradient_penalty` instead of clipping."""
         loss = self.critic_loss(self.critic_scores(pairs, kids, detach=True))
+        if self.config.gan == "wgan-gp":
+            loss = loss + self.gradient_penalty(pairs, kids)
         opt.step("critic", loss)
         if self.config.gan == "wgan":
             adv.clip_weights(self.critic, self.config.clip)
