@@ -70,6 +70,21 @@ def test_gradient_penalty_by_hand():
     torch.testing.assert_close(critic.weight.grad, 20 * 2 * torch.tensor([[1.0, 2.0, 2.0]]) / 3)
 
 
+def test_conditional_gradient_penalty_takes_the_norm_over_image_and_condition():
+    # D(x, c) = x·w + c·v: ∇ = (w, v) everywhere, ‖(w, v)‖ = √(9 + 16) = 5: λ (5 − 1)² = 160; the image alone would give 40
+    w, v = torch.tensor([1.0, 2.0, 2.0]), torch.tensor([4.0, 0.0])
+    seen = []
+
+    def critic(x, c):
+        seen.append(torch.equal(c, c_real) or torch.equal(c, c_fake))  # the conditions are interpolated too
+        return x @ w + c @ v
+    real, fake = torch.randn(6, 3), torch.randn(6, 3)
+    c_real, c_fake = torch.ones(6, 2), torch.zeros(6, 2)
+    gp = adv.gradient_penalty(critic, real, fake, weight=10.0, generator=torch.Generator().manual_seed(0),
+                              real_condition=c_real, fake_condition=c_fake)
+    assert gp.item() == pytest.approx(160.0, rel=1e-6) and seen == [False]
+
+
 def test_spectral_norm_switch_bounds_the_largest_singular_value():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))

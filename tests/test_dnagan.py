@@ -311,8 +311,8 @@ def test_the_nonsaturating_losses_equal_eqs_4_and_6_to_8(faces):
 
 
 def test_wgan_gp_penalises_the_critics_gradient_instead_of_clipping(faces):
-    """``gan=wgan-gp``: the critic has no BatchNorm; its step adds λ Σ (‖∇ f_j(x̂)‖ − 1)² over B2 against A and
-    A2 against B of every pair, checked with a linear critic whose gradient is the same at every x̂; and
+    """``gan=wgan-gp``: the critic has no BatchNorm; its step adds λ Σ (‖∇ f_j(x̂, ŷ)‖ − 1)² over B2 against A and
+    A2 against B of every pair, checked with a linear critic whose gradient is the same at every (x̂, ŷ); and
     nothing is clipped."""
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build(faces).critic.modules())
     model = build(faces, gan="wgan-gp", gp_weight=3.0)
@@ -320,13 +320,15 @@ def test_wgan_gp_penalises_the_critics_gradient_instead_of_clipping(faces):
     pairs = model.pairs(pair_batch(model, faces, 0), 0)
     kids = model.breed(pairs)
     n, d = len(model.attr_names), pairs[0].xa[0].numel()
-    w = torch.randn(d, n, generator=torch.Generator().manual_seed(1)) * 0.01
+    gen = torch.Generator().manual_seed(1)
+    w, v = torch.randn(d, n, generator=gen) * 0.01, torch.randn(n, n, generator=gen)
 
-    class Linear(torch.nn.Module):  # f(x, y) = x·W: ∇ₓ f_j = W[:, j] everywhere, whatever the labels
+    class Linear(torch.nn.Module):  # f(x, y) = x·W + y·V: ∇ f_j = (W[:, j], V[:, j]) everywhere
         def forward(self, x, labels):
-            return x.flatten(1) @ w
+            return x.flatten(1) @ w + labels @ v
     model.critic = Linear()
-    expected = sum(2 * 3.0 * (float(w[:, p.j].norm()) - 1) ** 2 for p in pairs)
+    # the norm is over the image and the labels together (a child's labels differ from its real counterpart's)
+    expected = sum(2 * 3.0 * (math.hypot(float(w[:, p.j].norm()), float(v[:, p.j].norm())) - 1) ** 2 for p in pairs)
     assert len(pairs) == n and math.isclose(float(model.gradient_penalty(pairs, kids)), expected, rel_tol=1e-5)
 
     model = build(faces, schedule="cyclic", gan="wgan-gp")

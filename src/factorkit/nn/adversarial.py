@@ -105,14 +105,30 @@ def r1_penalty(real_logits: Tensor, real_images: Tensor, gamma: float) -> Tensor
     return 0.5 * gamma * grad.pow(2).flatten(1).sum(1).mean()
 
 
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: float = 10.0,
-                     generator: torch.Generator | None = None) -> Tensor:
+def gradient_penalty(critic, real: Tensor, fake: Tensor, weight: float = 10.0,
+                     generator: torch.Generator | None = None,
+                     real_condition: Tensor | None = None, fake_condition: Tensor | None = None) -> Tensor:
     """Eq. 3 of Gulrajani et al. 2017 (WGAN-GP): λ E[(‖∇ D(x̂)‖₂ − 1)²] on random
-    interpolates x̂ = εx + (1 − ε)x̃ between real and generated images (λ = 10 in the paper)."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator, device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return weight * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+    interpolates x̂ = εx + (1 − ε)x̃ between real and generated images (λ = 10 in the paper).
+
+    A conditional critic D(x, c) whose real and generated images come with *different* conditions
+    (``real_condition``, ``fake_condition``) is called as ``critic(x̂, ĉ)``, ĉ interpolated with the
+    same ε, and the norm is over the gradient in (x̂, ĉ) together: a penalty on x alone leaves the
+    critic free to separate the two by their conditions with unbounded scores."""
+    eps = torch.rand(real.shape[0], generator=generator, device=real.device, dtype=real.dtype)
+
+    def mix(a: Tensor, b: Tensor) -> Tensor:
+        e = eps.view(-1, *([1] * (a.dim() - 1))).to(a.dtype)
+        return (e * a.detach() + (1 - e) * b.detach()).requires_grad_(True)
+    x_hat = mix(real, fake)
+    if real_condition is None:
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        norm = grad.flatten(1).norm(2, dim=1)
+    else:
+        c_hat = mix(real_condition, fake_condition)
+        gx, gc = torch.autograd.grad(critic(x_hat, c_hat).sum(), (x_hat, c_hat), create_graph=True)
+        norm = torch.cat([gx.flatten(1), gc.flatten(1)], 1).norm(2, dim=1)
+    return weight * (norm - 1).pow(2).mean()
 
 
 # --- spectral normalisation (Miyato et al. 2018) ----------------------------------------------------
