@@ -230,6 +230,30 @@ def test_aux_input_same_fresh_or_mean(faces):
             assert not torch.allclose(f["z_aux"], z_same) and not torch.allclose(f["z_aux"], mu)
 
 
+def test_prior_code_batch_decodes_the_next_images_code_with_this_images_labels(faces):
+    """``prior_code=batch``: C's third source is D(y_i, ẑ_(i−1)), the reconstruction's own draws rolled by one
+    image and detached (the decoder learns from it, the encoder does not); ``normal`` draws N(0, I)."""
+    batch = faces.get_batch(np.arange(5))
+    x = batch["image"]
+    model = build(faces, prior_code="batch").eval()
+    y = model.labels(batch)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    torch.manual_seed(0)
+    mu, logvar, _ = model.encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    torch.testing.assert_close(f["prior_logits"], model.decoder(torch.cat([y, z[[4, 0, 1, 2, 3]]], 1)))
+    grads = torch.autograd.grad(f["prior_logits"].sum(), [*model.encoder.parameters(), *model.decoder.parameters()],
+                                allow_unused=True)
+    n_enc = len(list(model.encoder.parameters()))
+    assert all(g is None or not g.any() for g in grads[:n_enc])  # no gradient into the encoder
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[n_enc:])
+    normal = build(faces).eval()
+    torch.manual_seed(0)
+    fn = normal.forward_pass(x, y)
+    assert not torch.allclose(fn["prior_logits"], normal.decoder(torch.cat([y, z[[4, 0, 1, 2, 3]]], 1)))
+
+
 def test_presets_paper_is_table_1_with_the_codes_switches_and_cvae_gan_drops_l_aux(faces):
     info = faces.info
     paper = fk.models.build("ifcvae-gan", info, preset="paper").config
