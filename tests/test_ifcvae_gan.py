@@ -230,7 +230,7 @@ def test_aux_input_same_fresh_or_mean(faces):
             assert not torch.allclose(f["z_aux"], z_same) and not torch.allclose(f["z_aux"], mu)
 
 
-def test_prior_code_batch_decodes_the_next_images_code_with_this_images_labels(faces):
+def test_prior_code_batch_decodes_the_previous_images_code_with_this_images_labels(faces):
     """``prior_code=batch``: C's third source is D(y_i, ẑ_(i−1)), the reconstruction's own draws rolled by one
     image and detached (the decoder learns from it, the encoder does not); ``normal`` draws N(0, I)."""
     batch = faces.get_batch(np.arange(5))

@@ -45,9 +45,9 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
 * ``prior_code=batch`` (ours; off in both presets): C's third source decodes, with each image's
-  labels y, the ẑ draw of the next image in the batch (detached, so as with N(0, I) only the decoder
+  labels y, the ẑ draw of the previous image in the batch (detached, so as with N(0, I) only the decoder
   learns from it) instead of z ~ N(0, I). Results §11 measured q's codes far narrower than the prior
-  (the spread of μ 0.29–0.40 and σ 0.16 in the fast preset), so the paper's prior sample asks the
+  (in the fast preset the spread of μ over a batch is 0.40 and σ 0.16), so the paper's prior sample asks the
   decoder for realistic faces from codes it never reconstructs or edits; another face's code with
   these labels is what an attribute transfer decodes.
 
@@ -313,12 +313,12 @@ class IFcVAEGAN(Model):
 
     def forward_pass(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Alg. 1 lines 4–8: ẑ, ŷ = E(x); x̂ = D(ŷ, ẑ); the prior sample D(z, y), z ~ N(0, I) or
-        (``prior_code=batch``) the next image's ẑ; what A_ψ reads (``aux_input``)."""
+        (``prior_code=batch``) the previous image's ẑ; what A_ψ reads (``aux_input``)."""
         mu, logvar, y_logits = self.encoder(x)
         z = reparameterise(mu, logvar)
         y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(y_logits)
         rec_logits = self.decoder(torch.cat([y_dec, z], 1))
-        # prior_code=batch: the next image's detached ẑ draw (the aggregate posterior), read with this image's y
+        # prior_code=batch: the previous image's detached ẑ draw (the aggregate posterior), read with this image's y
         z_prior = torch.randn_like(z) if self.config.prior_code == "normal" else z.detach().roll(1, 0)
         prior_logits = self.decoder(torch.cat([y, z_prior], 1)) if self.config.delta_gan else None
         kind = self.config.aux_input
