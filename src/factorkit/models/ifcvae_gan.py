@@ -319,8 +319,11 @@ class IFcVAEGAN(Model):
         y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(y_logits)
         rec_logits = self.decoder(torch.cat([y_dec, z], 1))
         # prior_code=batch: the previous image's detached ẑ draw (the aggregate posterior), read with this image's y
-        z_prior = torch.randn_like(z) if self.config.prior_code == "normal" else z.detach().roll(1, 0)
-        prior_logits = self.decoder(torch.cat([y, z_prior], 1)) if self.config.delta_gan else None
+        # (drawn only with C, so the random stream of a run without L_gan is the one it always was)
+        prior_logits = None
+        if self.config.delta_gan:
+            z_prior = torch.randn_like(z) if self.config.prior_code == "normal" else z.detach().roll(1, 0)
+            prior_logits = self.decoder(torch.cat([y, z_prior], 1))
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
         return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
