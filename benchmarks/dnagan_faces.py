@@ -64,6 +64,7 @@ from factorkit.viz import grids
 STEPS = 6000
 RESIDUAL = {"children": "residual", "edit_output": "residual"}  # trained and edited as x + the decoder's change
 CLS = {**RESIDUAL, "critic_labels": "recipient", "lambda_cls": 1.0}  # the classifier rows' common ground
+SKIP1 = {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1}  # the -l1w-noise-skip1 row, base of its variants
 ROWS: dict[str, dict] = {
     "main": {},
     "no-annihilation": {"annihilate": False},
@@ -88,14 +89,12 @@ ROWS: dict[str, dict] = {
                                              "edit_output": "masked", "lambda_mask": 0.1},
     "residual-children-cls-l1w-noise-mask03": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "children": "masked",
                                                "edit_output": "masked", "lambda_mask": 0.03},
-    "residual-children-cls-l1w-noise-skip1": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1},
+    "residual-children-cls-l1w-noise-skip1": SKIP1,
     "residual-children-cls-l1w-noise-skip2": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 2},
-    "residual-children-cls-l1w-noise-skip1-gp02": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
-                                                   "gan": "wgan-gp", "lambda_gan": 0.02},
-    "residual-children-cls-l1w-noise-skip1-gp1": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
-                                                  "gan": "wgan-gp", "lambda_gan": 0.1},
-    "residual-children-cls-l1w-noise-skip1-mask": {**CLS, "lambda_residual": 0.3, "cls_noise": 0.2, "skips": 1,
-                                                   "children": "masked", "edit_output": "masked", "lambda_mask": 0.1},
+    "residual-children-cls-l1w-noise-skip1-gp02": {**SKIP1, "gan": "wgan-gp", "lambda_gan": 0.02},
+    "residual-children-cls-l1w-noise-skip1-gp1": {**SKIP1, "gan": "wgan-gp", "lambda_gan": 0.1},
+    "residual-children-cls-l1w-noise-skip1-mask": {**SKIP1, "children": "masked", "edit_output": "masked",
+                                                   "lambda_mask": 0.1},
 }
 PAIRS = [("Bangs", "Eyeglasses"), ("Smiling", "Wearing_Hat"), ("Bangs", "Smiling"), ("Eyeglasses", "Wearing_Hat")]
 
