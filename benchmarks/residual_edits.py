@@ -5,7 +5,7 @@ the edit back as the input plus the decoder's change keep identity, and does the
     python benchmarks/residual_edits.py --model dna-gan --out runs/bench-residual/dnagan --steps 6000
     python benchmarks/residual_edits.py --model ifcvae-gan --out runs/bench-residual/ifcvae-mean --set aux_input=mean
 
-Trains the model's ``fast`` preset on faces (seed 0; or reuses ``OUT/run``), then scores the *same
+Trains the model's ``fast`` preset on faces (``--seed``, default 0; or reuses ``OUT/run``), then scores the *same
 weights* twice — the switch only changes what an edit returns, not training:
 
 - ``ifcvae-gan``: for every attribute in ŷ, edit-success both ways, identity-retention of the
@@ -41,19 +41,20 @@ from factorkit.viz import grids
 MODES = ("decoded", "residual")
 
 
-def train(model_name: str, run: Path, steps: int, overrides: dict) -> dict:
+def train(model_name: str, run: Path, steps: int, overrides: dict, seed: int = 0) -> dict:
     cost_file = run / "cost.json"
     if cost_file.is_file():
         cost = json.loads(cost_file.read_text())
-        if cost.get("overrides", {}) != overrides:
-            raise SystemExit(f"{run} was trained with {cost.get('overrides', {})}, not {overrides}: use another --out")
+        if cost.get("overrides", {}) != overrides or cost.get("seed", 0) != seed:
+            raise SystemExit(f"{run} was trained with {cost.get('overrides', {})}, seed {cost.get('seed', 0)}, "
+                             f"not {overrides}, seed {seed}: use another --out")
         return cost
     data = fk.data.load("faces", "train")
-    model = fk.models.build(model_name, data, preset="fast", seed=0, **overrides)
+    model = fk.models.build(model_name, data, preset="fast", seed=seed, **overrides)
     t0 = time.perf_counter()
     fk.train(model, data, steps=steps, out=run, **{**DEMO_TRAIN, "checkpoint_every": 1000, "image_every": steps},
              progress=False)
-    cost = {"model": model_name, "overrides": overrides, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
+    cost = {"model": model_name, "overrides": overrides, "seed": seed, "steps": steps, "train_s": round(time.perf_counter() - t0, 1),
             "threads": torch.get_num_threads()}
     cost["steps_per_s"] = round(steps / cost["train_s"], 2)
     cost_file.write_text(json.dumps(cost, indent=1))
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--model", choices=["ifcvae-gan", "dna-gan"], required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=None, help="default: the fast preset's")
+    ap.add_argument("--seed", type=int, default=0, help="the training seed (default 0)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a model config value over the fast preset (e.g. --set aux_input=mean); repeatable")
     args = ap.parse_args()
@@ -111,7 +113,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     test, train_data = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     steps = args.steps or {"ifcvae-gan": 3000, "dna-gan": 6000}[args.model]
-    cost = train(args.model, out / "run", steps, overrides)
+    cost = train(args.model, out / "run", steps, overrides, args.seed)
     judge, _ = evaluation_classifier(train_data, test)
     results = {"cost": cost}
     for mode in MODES:
