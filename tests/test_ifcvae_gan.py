@@ -301,6 +301,16 @@ def test_edit_with_the_encoders_own_y_hat_is_the_reconstruction(faces):
     assert sampled.shape == flipped.shape and not torch.allclose(sampled, flipped)
 
 
+def test_edit_range_reaches_past_the_two_modes_and_the_edit_decodes_there(faces):
+    model = build(faces).eval()
+    assert model.edit_range("Smiling") == (-1.0, 2.0)  # the editor's slider spans the measured strengths
+    x = faces.images_at(np.arange(6))
+    code = model.encode(x)
+    for v in model.edit_range("Smiling"):
+        torch.testing.assert_close(model.edit(x, "Smiling", v), model.decode(code.with_part("Smiling", torch.full((6, 1), v))))
+    assert not torch.allclose(model.edit(x, "Smiling", 2.0), model.edit(x, "Smiling", 1.0))
+
+
 def test_one_attribute_model_edits_only_it(faces):
     model = build(faces, attributes=("Smiling",)).eval()
     assert model.edit_attributes() == ["Smiling"] and model.encode(faces.images_at([0])).tensor.shape == (1, 7)

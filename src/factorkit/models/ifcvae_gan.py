@@ -443,6 +443,11 @@ class IFcVAEGAN(Model):
         code = self.encode(images)
         return {a: code[a][:, 0] for a in self.attr_names}
 
+    def edit_range(self, attribute: str) -> tuple[float, float]:
+        """ŷ is a number the decoder reads: past its modes 0 and 1 the edit is stronger and costs
+        identity (results §11, "edit strength": 1 + s to add, −s to remove; s = 1 is measured)."""
+        return -1.0, 2.0
+
     def traversal_range(self, dim: int, codes: Tensor | None = None) -> tuple[float, float]:
         if dim < len(self.attr_names):
             return 0.0, 1.0
