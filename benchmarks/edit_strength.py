@@ -17,53 +17,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.viz import grids
 
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of an image batch, σ in pixels, edges replicated."""
-    r = int(3 * sigma + 0.5)
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.reshape(-1, 1, 1, 2 * r + 1), groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.reshape(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
+sys.path.insert(0, str(Path(__file__).parent))
+from identity_ceiling import blur  # noqa: E402
 
 
 def with_strength(model, s: float, smooth: float = 0.0):
     """The model, its ``edit`` mapping value v to v·(1 + 2s) − s (1 → 1 + s, 0 → −s); with ``smooth``
-    > 0 the edit's change to the input is blurred (σ = smooth px) before it is added back."""
+    > 0 the edit's change to the input is blurred (σ = smooth px) before it is added back. Wraps the
+    class's ``edit``, so calling it again on the same model sets a new strength (no reload)."""
     plain = type(model).edit.__get__(model)
 
     def edit(images, attribute, value=1.0, **kwargs):
         out = plain(images, attribute, torch.as_tensor(value, dtype=torch.float32) * (1 + 2 * s) - s, **kwargs)
-        return (images + gaussian_blur(out - images, smooth)).clamp(0, 1) if smooth > 0 else out
+        return (images + blur(out - images, smooth)).clamp(0, 1) if smooth > 0 else out
 
     model.edit = edit
     return model
 
 
 @torch.no_grad()
-def save_grid(args, strengths: list[float], test) -> None:
+def save_grid(model, args, strengths: list[float], test) -> None:
     x = test.images_at(np.arange(6))
     cols = [x]
     for a in args.grid_attributes.split(","):
         flip = 1.0 - torch.from_numpy(test.attribute_array()[:6, test.info.attribute_index(a)]).float()
-        for s in strengths:
-            model = fk.load(args.run)
-            if args.edit_output:
-                model.config.edit_output = args.edit_output
-            cols.append(with_strength(model, s, args.smooth).edit(x, a, flip))
+        cols += [with_strength(model, s, args.smooth).edit(x, a, flip) for s in strengths]
     grids.save_png(grids.grid(torch.stack(cols, 1).clamp(0, 1)), args.grid, scale=2)
     print(f"grid: {args.grid} (input, then {args.grid_attributes} flipped at s = {strengths})")
 
@@ -90,18 +80,17 @@ def main() -> None:
     if args.smooth < 0:
         ap.error(f"--smooth {args.smooth}: a blur σ must be ≥ 0 (0 turns it off)")
     model = fk.load(args.run)
+    if args.edit_output:
+        model.config.edit_output = args.edit_output
     if model.name not in ("ifcvae-gan", "cvae-gan"):
         ap.error(f"{args.run} holds a {model.name} model; this benchmark sets ŷ past 0 and 1, which only "
                  "ifcvae-gan and cvae-gan take")
     test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     judge, _ = evaluation_classifier(train, test)
     results: dict = {}
+    attrs = tuple(model.edit_attributes())
     for s in strengths:
-        model = fk.load(args.run)
-        if args.edit_output:
-            model.config.edit_output = args.edit_output
         t0 = time.perf_counter()
-        attrs = tuple(model.edit_attributes())
         m = evaluate(with_strength(model, s, args.smooth), test, metrics=["edit-success", "identity-retention"], train_dataset=train,
                      settings=Settings(attributes=attrs, floors=False, image_rows=args.faces))["metrics"]
         results[str(s)] = {a: {"add": m[f"edit-success.{a}.add"], "remove": m[f"edit-success.{a}.remove"],
@@ -112,9 +101,8 @@ def main() -> None:
         print(f"s = {s}: scored in {time.perf_counter() - t0:.0f} s", flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=1))
-    attrs = list(results[str(strengths[0])])
     if args.grid:
-        save_grid(args, strengths, test)
+        save_grid(model, args, strengths, test)
     print(f"\n{args.run} ({model.config.edit_output} edits, change blurred by σ = {args.smooth} px), "
           f"{args.faces} test faces per attribute and direction\n")
     print("| attribute | " + " | ".join(f"s = {s}: add / remove / identity" for s in strengths)
