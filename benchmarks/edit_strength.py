@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,57 +26,31 @@ import torch
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.evaluate import Settings, evaluate
+from factorkit.nn.similarity import gaussian_blur as blur
 from factorkit.viz import grids
 
-sys.path.insert(0, str(Path(__file__).parent))
-from identity_ceiling import blur  # noqa: E402
 
-
-TAU = [1.0]
-
-
-def with_strength(model, s: float, smooth: float = 0.0, masks: dict | None = None):
+def with_strength(model, s: float, smooth: float = 0.0):
     """The model, its ``edit`` mapping value v to v·(1 + 2s) − s (1 → 1 + s, 0 → −s); with ``smooth``
-    > 0 the edit's change to the input is blurred (σ = smooth px) before it is added back; with
-    ``masks`` (attribute → (H, W) weights in [0, 1]) the change is weighed by the attribute's mask.
-    Wraps the class's ``edit``, so calling it again on the same model sets a new strength (no reload)."""
+    > 0 the edit's change to the input is blurred (σ = smooth px) before it is added back. Wraps the
+    class's ``edit``, so calling it again on the same model sets a new strength (no reload)."""
     plain = type(model).edit.__get__(model)
 
     def edit(images, attribute, value=1.0, **kwargs):
         out = plain(images, attribute, torch.as_tensor(value, dtype=torch.float32) * (1 + 2 * s) - s, **kwargs)
-        change = blur(out - images, smooth) if smooth > 0 else out - images
-        if masks == "image":  # each edit's own change magnitude, blurred, over τ × its maximum
-            mag = blur(change.abs().sum(1, keepdim=True), 1.5)
-            change = change * (mag / (TAU[0] * mag.amax((2, 3), keepdim=True) + 1e-8)).clamp(0, 1)
-        elif masks is not None:
-            change = change * masks[attribute]
-        return (images + change).clamp(0, 1) if (smooth > 0 or masks is not None) else out
+        return (images + blur(out - images, smooth)).clamp(0, 1) if smooth > 0 else out
 
     model.edit = edit
     return model
 
 
 @torch.no_grad()
-def attribute_masks(model, train, tau: float, faces: int = 256) -> dict:
-    """Per attribute, where the model's own flips change a face, on average: the mean over ``faces``
-    train faces of |edit − input| (summed over channels), divided by τ × its maximum and clipped to
-    [0, 1] (pixels changed at least τ × the most-changed pixel's mean get weight 1)."""
-    x = train.images_at(np.arange(faces))
-    out = {}
-    for a in model.edit_attributes():
-        flip = 1.0 - torch.from_numpy(train.attribute_array()[:faces, train.info.attribute_index(a)]).float()
-        mean = (type(model).edit(model, x, a, flip) - x).abs().sum(1).mean(0)
-        out[a] = (mean / (tau * mean.max())).clamp(0, 1)
-    return out
-
-
-@torch.no_grad()
-def save_grid(model, args, strengths: list[float], test, masks: dict | None) -> None:
+def save_grid(model, args, strengths: list[float], test) -> None:
     x = test.images_at(np.arange(6))
     cols = [x]
     for a in args.grid_attributes.split(","):
         flip = 1.0 - torch.from_numpy(test.attribute_array()[:6, test.info.attribute_index(a)]).float()
-        cols += [with_strength(model, s, args.smooth, masks).edit(x, a, flip) for s in strengths]
+        cols += [with_strength(model, s, args.smooth).edit(x, a, flip) for s in strengths]
     grids.save_png(grids.grid(torch.stack(cols, 1).clamp(0, 1)), args.grid, scale=2)
     print(f"grid: {args.grid} (input, then {args.grid_attributes} flipped at s = {strengths})")
 
@@ -87,13 +60,9 @@ def main() -> None:
     ap.add_argument("run", help="a trained run directory (ifcvae-gan or cvae-gan)")
     ap.add_argument("--strengths", default="0,0.5,1,2", help="comma-separated s ≥ 0 (default 0,0.5,1,2)")
     ap.add_argument("--faces", type=int, default=500, help="test faces per attribute and direction (default 500)")
-    ap.add_argument("--edit-output", choices=["decoded", "residual"], default=None, help="default: the run's")
+    ap.add_argument("--edit-output", choices=["decoded", "residual", "masked"], default=None, help="default: the run's")
     ap.add_argument("--smooth", type=float, default=0.0,
                     help="blur each edit's change to the input by this σ in px before adding it back (default 0: off)")
-    ap.add_argument("--mask", type=float, default=0.0, metavar="TAU",
-                    help="weigh each edit's change by the attribute's mean-change mask from 256 train faces, "
-                         "full weight where the mean change is ≥ TAU × its maximum (default 0: off)")
-    ap.add_argument("--mask-from", choices=["mean", "image"], default="mean")
     ap.add_argument("--out", default=None, help="write every number here as JSON")
     ap.add_argument("--grid", default=None, metavar="PNG", help="rows = 6 test faces; columns = input, then each "
                     "--grid-attributes attribute flipped at every strength")
@@ -105,8 +74,6 @@ def main() -> None:
         ap.error(f"--strengths {args.strengths!r}: expected comma-separated numbers, e.g. 0,0.5,1")
     if any(s < 0 for s in strengths):
         ap.error("--strengths: each s must be ≥ 0 (s = 0 is the paper's edit)")
-    if not 0 <= args.mask <= 1:
-        ap.error(f"--mask {args.mask}: TAU is a fraction of the largest mean change, in (0, 1] (0 turns it off)")
     if args.smooth < 0:
         ap.error(f"--smooth {args.smooth}: a blur σ must be ≥ 0 (0 turns it off)")
     model = fk.load(args.run)
@@ -117,14 +84,11 @@ def main() -> None:
                  "ifcvae-gan and cvae-gan take")
     test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     judge, _ = evaluation_classifier(train, test)
-    masks = attribute_masks(model, train, args.mask) if args.mask > 0 else None
-    if args.mask_from == "image":
-        masks, TAU[0] = "image", args.mask
     results: dict = {}
     attrs = tuple(model.edit_attributes())
     for s in strengths:
         t0 = time.perf_counter()
-        m = evaluate(with_strength(model, s, args.smooth, masks), test, metrics=["edit-success", "identity-retention"], train_dataset=train,
+        m = evaluate(with_strength(model, s, args.smooth), test, metrics=["edit-success", "identity-retention"], train_dataset=train,
                      settings=Settings(attributes=attrs, floors=False, image_rows=args.faces))["metrics"]
         results[str(s)] = {a: {"add": m[f"edit-success.{a}.add"], "remove": m[f"edit-success.{a}.remove"],
                                "identity": m[f"identity-retention.{a}.edit"],
@@ -135,9 +99,8 @@ def main() -> None:
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=1))
     if args.grid:
-        save_grid(model, args, strengths, test, masks)
-    print(f"\n{args.run} ({model.config.edit_output} edits, change blurred by σ = {args.smooth} px, "
-          f"mask τ = {args.mask or 'off'}), "
+        save_grid(model, args, strengths, test)
+    print(f"\n{args.run} ({model.config.edit_output} edits, change blurred by σ = {args.smooth} px), "
           f"{args.faces} test faces per attribute and direction\n")
     print("| attribute | " + " | ".join(f"s = {s}: add / remove / identity" for s in strengths)
           + " | smallest s with both ≥ 0.90: identity (lowest factors) |")

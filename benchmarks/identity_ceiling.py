@@ -27,17 +27,7 @@ import torch
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.images import psnr
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).to(x)
-    c = x.shape[1]
-    x = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+from factorkit.nn.similarity import gaussian_blur as blur
 
 
 @torch.no_grad()

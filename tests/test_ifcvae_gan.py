@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import factorkit as fk
 from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.models.base import change_mask
 from factorkit.nn import adversarial as adv
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
@@ -450,6 +451,29 @@ def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
     many = (x + decoded.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}) - rec).clamp(0, 1)
     torch.testing.assert_close(residual.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}), many)
     assert not torch.allclose(residual.edit(x, "Smiling", 1.0), decoded.edit(x, "Smiling", 1.0))
+
+
+def test_masked_edit_output_weighs_the_change_by_its_own_blurred_magnitude(faces):
+    decoded = build(faces).eval()
+    masked = build(faces, edit_output="masked").eval()
+    masked.load_state_dict(decoded.state_dict())
+    x = faces.images_at(np.arange(4))
+    code, rec = decoded.encode(x), decoded.reconstruct(x)
+    change = decoded.edit(x, "Smiling", 2.0) - rec
+    # by hand: |change| summed over channels, a separable Gaussian (σ = 1.5 px, radius 4, edges
+    # replicated) as a 9 × 9 convolution, then over each image's largest value
+    t = torch.arange(-4, 5, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / 1.5) ** 2)
+    g = g / g.sum()
+    padded = torch.nn.functional.pad(change.abs().sum(1, keepdim=True), (4, 4, 4, 4), mode="replicate")
+    blurred = torch.nn.functional.conv2d(padded, (g[:, None] * g[None, :]).view(1, 1, 9, 9))
+    m = blurred / blurred.amax((2, 3), keepdim=True)
+    torch.testing.assert_close(masked.edit(x, "Smiling", 2.0), (x + m * change).clamp(0, 1))
+    assert m.amin() < 0.2 and torch.allclose(m.amax((2, 3)), torch.ones(4, 1))  # the change is faded, not cut
+    many = (x + change_mask(decoded.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}) - rec)
+            * (decoded.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}) - rec)).clamp(0, 1)
+    torch.testing.assert_close(masked.edit_many(x, {"Smiling": 0.0, "Bangs": 1.0}), many)
+    torch.testing.assert_close(masked.edit(x, "Bangs", value=code["Bangs"][:, 0]), x)  # no change, no NaN: x back
 
 
 def test_confusion_objective_is_bounded_and_replaces_eq_6s_maximisation(faces):

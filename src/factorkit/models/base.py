@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data.base import DatasetInfo
 from ..errors import UnsupportedOperation, UsageError
+from ..nn.similarity import gaussian_blur
 
 Tensor = torch.Tensor
 
@@ -276,7 +277,17 @@ def require_binary_attributes(model_name: str, info: DatasetInfo, hint: str) -> 
 EDIT_OUTPUT_DOC = (
     "decoded: the edit is the decoder's image (the papers) | residual: the input plus what the edit "
     "changes in the decoder's output, x + (D(edited code) − D(code)) — identity details the "
-    "autoencoder blurs are kept (docs/results.md §10, the ceiling of identity-retention)")
+    "autoencoder blurs are kept (docs/results.md §10, the ceiling of identity-retention) | masked: "
+    "the same change, weighed by a mask in [0, 1] (each model says whose; results §11–12)")
+
+
+def change_mask(change: Tensor, sigma: float = 1.5) -> Tensor:
+    """(N, 1, H, W) weights in [0, 1]: how much an edit changes each pixel (|change| summed over
+    channels, blurred by ``sigma`` px), over its largest value in that image. Weighing the change by
+    it keeps where the edit acts at full strength and fades the faint change it makes elsewhere
+    (results §11: IFcVAE-GAN's ``edit_output=masked``); no change gives a zero mask."""
+    magnitude = gaussian_blur(change.abs().sum(1, keepdim=True), sigma)
+    return magnitude / magnitude.amax((2, 3), keepdim=True).clamp_min(1e-8)
 
 
 def residual_output(images: Tensor, edited: Tensor, reconstruction: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -44,6 +44,11 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
 * ``edit_output=residual`` (ours, not in the paper or code; off in both presets): the edit is
   x + (D(ŷ', ẑ) − D(ŷ, ẑ)), the input plus the decoder's change — identity details the small
   autoencoder blurs are kept (docs/results.md §10–11); ``decoded`` (the paper) returns D(ŷ', ẑ).
+  ``edit_output=masked`` (ours; off in both presets): x + m ⊙ (D(ŷ', ẑ) − D(ŷ, ẑ)), where m is the
+  change's own magnitude, blurred and divided by its largest value in the image (base.change_mask).
+  The decoder's change is strong where the attribute lives and a faint texture elsewhere (results
+  §11, "edit strength"); m keeps the first and fades the second, so an edit pushed past ŷ's modes
+  (``value`` 1 + s or −s) costs less identity.
 * ``prior_code=batch`` (ours; off in both presets): C's third source decodes, with each image's
   labels y, the ẑ draw of the previous image in the batch (detached, so as with N(0, I) only the decoder
   learns from it) instead of z ~ N(0, I). Results §11 measured q's codes far narrower than the prior
@@ -77,7 +82,7 @@ from ..config import nonnegative, positive
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import ResidualBlock, conv_block, linear_block
-from .base import Code, Model, require_binary_attributes, residual_output, resolve_attributes
+from .base import Code, Model, change_mask, require_binary_attributes, residual_output, resolve_attributes
 from .registry import register
 
 Tensor = torch.Tensor
@@ -193,7 +198,7 @@ class IFcVAEGAN(Model):
         d_rmsprop: Literal["paper", "code"] = "paper"  # momentum 0.5 | alpha 0.9 (the code's flag)
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
-        edit_output: Literal["decoded", "residual"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
+        edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         prior_code: Literal["normal", "batch"] = "normal"  # C's third source decodes z ~ N(0, I) (the paper) | another image's ẑ (ours)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
@@ -423,11 +428,14 @@ class IFcVAEGAN(Model):
         return self._output(images, code, code.with_part(attribute, values.expand(len(code)).reshape(-1, 1)))
 
     def _output(self, images: Tensor, code: Code, edited: Code) -> Tensor:
-        """The decoded edit, or under ``edit_output=residual`` the input plus the decoder's change."""
+        """The decoded edit, or the input plus the decoder's change (``edit_output=residual``), or
+        that change weighed by its own magnitude (``masked``)."""
         out = self.decode(edited)
-        if self.config.edit_output == "residual":
-            return residual_output(self.check_images(images), out, self.decode(code))
-        return out
+        if self.config.edit_output == "decoded":
+            return out
+        rec = self.decode(code)
+        mask = change_mask(out - rec) if self.config.edit_output == "masked" else None
+        return residual_output(self.check_images(images), out, rec, mask)
 
     @torch.no_grad()
     def edit_many(self, images: Tensor, values: dict[str, float]) -> Tensor:

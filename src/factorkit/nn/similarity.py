@@ -48,6 +48,14 @@ def _blur(x: Tensor, g: Tensor) -> Tensor:
     return _band(x.shape[-2], g) @ x @ _band(x.shape[-1], g).T
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """(N, C, H, W) → the same shape, each plane filtered by a Gaussian of ``sigma`` px (window
+    2·max(1, ⌊3σ⌋) + 1, edges replicated)."""
+    r = max(1, int(3 * sigma))
+    padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+    return _blur(padded, _gaussian(2 * r + 1, sigma, x))
+
+
 def ssim_and_cs(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0,
                 k1: float = 0.01, k2: float = 0.03) -> tuple[Tensor, Tensor]:
     """Per-image SSIM (mean over the whole image) and contrast-structure term (mean over the
