@@ -9,7 +9,9 @@ For every strength s and every attribute the model edits: edit-success both ways
 identity-retention of the edits (the judge of results §10, ``image_rows`` test faces per attribute
 and direction), under the run's ``edit_output`` unless ``--edit-output`` says otherwise. Then, per
 attribute, the smallest s at which both directions reach 0.90, and the identity kept there: the
-identity an edit of that strength costs, which the bar of "Edits that convince" asks to be ≥ 0.95.
+identity an edit of that strength costs, which the bar of "Edits that convince" asks to be ≥ 0.95,
+with the counterfactual's "closer" there (nearer the true render than the reconstruction is; ≥ 0.90
+asked) and "closer than the input" (the stricter reading for residual and masked edits).
 Prints a markdown table; ``--out`` keeps every number as JSON.
 """
 
@@ -88,10 +90,13 @@ def main() -> None:
     attrs = tuple(model.edit_attributes())
     for s in strengths:
         t0 = time.perf_counter()
-        m = evaluate(with_strength(model, s, args.smooth), test, metrics=["edit-success", "identity-retention"], train_dataset=train,
+        m = evaluate(with_strength(model, s, args.smooth), test, train_dataset=train,
+                     metrics=["edit-success", "identity-retention", "counterfactual"],
                      settings=Settings(attributes=attrs, floors=False, image_rows=args.faces))["metrics"]
         results[str(s)] = {a: {"add": m[f"edit-success.{a}.add"], "remove": m[f"edit-success.{a}.remove"],
                                "identity": m[f"identity-retention.{a}.edit"],
+                               "closer": m[f"counterfactual.{a}.closer_fraction"],
+                               "closer_than_input": m[f"counterfactual.{a}.closer_than_input"],
                                "factors": {k.split(".")[2]: v for k, v in m.items()  # each other factor, read the same
                                            if k.startswith(f"identity-retention.{a}.") and k.count(".") == 3
                                            and k.endswith(".edit")}} for a in attrs}
@@ -103,7 +108,7 @@ def main() -> None:
     print(f"\n{args.run} ({model.config.edit_output} edits, change blurred by σ = {args.smooth} px), "
           f"{args.faces} test faces per attribute and direction\n")
     print("| attribute | " + " | ".join(f"s = {s}: add / remove / identity" for s in strengths)
-          + " | smallest s with both ≥ 0.90: identity (lowest factors) |")
+          + " | smallest s with both ≥ 0.90: identity (lowest factors); closer; closer than the input |")
     print("|---|" + "---|" * (len(strengths) + 1))
     for a in attrs:
         cells = [results[str(s)][a] for s in strengths]
@@ -111,7 +116,9 @@ def main() -> None:
         where = "none"
         if reach:
             low = sorted(reach[0][1]["factors"].items(), key=lambda kv: kv[1])[:2]
-            where = f"s = {reach[0][0]}: {reach[0][1]['identity']:.3f} (" + ", ".join(f"{f} {v:.2f}" for f, v in low) + ")"
+            c = reach[0][1]
+            where = (f"s = {reach[0][0]}: {c['identity']:.3f} (" + ", ".join(f"{f} {v:.2f}" for f, v in low)
+                     + f"); {c['closer']:.3f}; {c['closer_than_input']:.3f}")
         print(f"| {a} | " + " | ".join(f"{c['add']:.3f} / {c['remove']:.3f} / {c['identity']:.3f}" for c in cells)
               + f" | {where} |")
 
