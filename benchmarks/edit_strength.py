@@ -96,7 +96,7 @@ def main() -> None:
         results[str(s)] = {a: {"add": m[f"edit-success.{a}.add"], "remove": m[f"edit-success.{a}.remove"],
                                "identity": m[f"identity-retention.{a}.edit"],
                                "closer": m[f"counterfactual.{a}.closer_fraction"],
-                               "closer_than_input": m[f"counterfactual.{a}.closer_than_input"],
+                               "closer_input": m[f"counterfactual.{a}.closer_input"],
                                "factors": {k.split(".")[2]: v for k, v in m.items()  # each other factor, read the same
                                            if k.startswith(f"identity-retention.{a}.") and k.count(".") == 3
                                            and k.endswith(".edit")}} for a in attrs}
@@ -118,7 +118,7 @@ def main() -> None:
             low = sorted(reach[0][1]["factors"].items(), key=lambda kv: kv[1])[:2]
             c = reach[0][1]
             where = (f"s = {reach[0][0]}: {c['identity']:.3f} (" + ", ".join(f"{f} {v:.2f}" for f, v in low)
-                     + f"); {c['closer']:.3f}; {c['closer_than_input']:.3f}")
+                     + f"); {c['closer']:.3f}; {c['closer_input']:.3f}")
         print(f"| {a} | " + " | ".join(f"{c['add']:.3f} / {c['remove']:.3f} / {c['identity']:.3f}" for c in cells)
               + f" | {where} |")
 

@@ -129,7 +129,7 @@ def test_edit_success_both_directions_with_a_perfect_and_a_null_editor(faces):
     assert lo == 0.0 and hi == pytest.approx(z2 / (n + z2))  # Wilson's upper bound for 0 of n, by hand
 
 
-def test_counterfactual_closer_than_input_scores_the_truth_1_and_the_input_0(faces):
+def test_counterfactual_closer_input_scores_the_truth_1_and_the_input_0(faces):
     rows = np.arange(len(faces))
     x, k = faces.images_at(rows), faces.info.attribute_index("Bangs")
     target = 1 - faces.attribute_array()[:, k].astype(np.int64)
@@ -148,8 +148,8 @@ def test_counterfactual_closer_than_input_scores_the_truth_1_and_the_input_0(fac
             return 0.5 * imgs + 0.25
 
     scores = {t: E.counterfactual(Editor(t), faces, "Bangs", max_images=None) for t in (0.0, 0.5, 1.0)}
-    assert scores[1.0]["closer_than_input"] == 1.0 and scores[0.5]["closer_than_input"] == 1.0
-    assert scores[0.0]["closer_than_input"] == 0.0  # changing nothing is never nearer the truth than the input
+    assert scores[1.0]["closer_input"] == 1.0 and scores[0.5]["closer_input"] == 1.0
+    assert scores[0.0]["closer_input"] == 0.0  # changing nothing is never nearer the truth than the input
     assert scores[0.0]["closer_fraction"] > 0.9  # ... though against a blurry reconstruction it is "closer"
 
 

@@ -204,7 +204,7 @@ def counterfactual(model, test_dataset, attribute: str, max_images: int | None =
         "closer_fraction": float((m_edit < m_recon).float().mean()),
         # nearer the truth than the unedited input: an edit that returns the input scores 0 here, while
         # against a blurry reconstruction it is "closer" almost always (residual edits, results §11)
-        "closer_than_input": float((m_edit < m_input).float().mean()),
+        "closer_input": float((m_edit < m_input).float().mean()),
         "mse_reconstruction_vs_input": float(m_orig.mean()),
         "n": len(rows),
     }
