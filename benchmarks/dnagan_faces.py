@@ -127,8 +127,8 @@ def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool, see
     return run, cost
 
 
-def measure(run: Path) -> dict:
-    model = fk.load(run)
+def measure(run: Path, edit_output: str | None = None) -> dict:
+    model = fk.load(run, edit_output=edit_output)
     test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     judge, report = evaluation_classifier(train, test)
     rows = np.sort(np.random.default_rng(2).choice(len(test), 1000, replace=False))
@@ -218,8 +218,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=STEPS, help="steps of the cyclic rows (joint: steps / n)")
     ap.add_argument("--reuse", action="store_true", help="keep trained rows (cost.json present); re-measure")
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--edit-output", metavar="MODE", default=None,
+                    help="re-measure trained rows (implies --reuse, no figures) with edits returned as MODE "
+                         "(decoded, residual, masked); kept in results.json as ROW@MODE")
     ap.add_argument("--seed", type=int, default=0, help="weights and data order (the rows' numbers in results §12: 0)")
     args = ap.parse_args()
+    if args.edit_output:
+        args.reuse = args.no_figures = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = fk.data.load("faces", "train")
@@ -233,15 +238,20 @@ def main() -> None:
         if row == preset_schedule and main.get("steps") == args.steps and not overrides.keys() - {"schedule"}:
             results[row] = results["main"]  # the preset's own schedule at the same steps: the main run
             continue
+        if args.edit_output and not (out / row / "cost.json").is_file():
+            ap.error(f"--edit-output re-measures trained rows; {out / row} has none (train it first)")
         run, cost = train_row(row, overrides, row_steps(row, args.steps, n_attr), out, args.reuse, args.seed)
         entry = {"cost": cost}
+        if args.edit_output:
+            row = f"{row}@{args.edit_output}"
         if "failed" not in cost:
-            entry["metrics"] = measure(run)
+            entry["metrics"] = measure(run, args.edit_output)
             if not args.no_figures:  # main's in OUT/figures (linked from results §12), the others' in a folder each
                 entry["figures"] = [str(p) for p in figures(run, out / "figures" / ("" if row == "main" else row))]
         results[row] = entry
         results_file.write_text(json.dumps(results, indent=1))
-    print("\n".join(summary({r: results[r] for r in args.rows if r in results})))
+    shown = [f"{r}@{args.edit_output}" if args.edit_output else r for r in args.rows]
+    print("\n".join(summary({r: results[r] for r in shown if r in results})))
 
 
 if __name__ == "__main__":

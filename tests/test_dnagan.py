@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import factorkit as fk
 from factorkit.data.pairs import AttributePairSampler
 from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.models.base import change_mask
 from factorkit.models.dnagan import Pair
 from factorkit.train.distributed import Dist
 from factorkit.train.trainer import Players
@@ -804,8 +805,6 @@ def _shake(model):
 
 
 def test_masked_children_gate_the_residual_change_with_the_mask_drawn_from_the_childs_latent(faces):
-    with pytest.raises(UsageError, match="edit_output=masked.*children=masked"):
-        build(faces, edit_output="masked", children="residual")
     with pytest.raises(UsageError, match="lambda_mask.*children=masked"):
         build(faces, lambda_mask=0.1, children="residual")
     model = _shake(build(faces, schedule="cyclic", children="masked", lambda_mask=0.5, gan="nonsaturating",
@@ -883,6 +882,29 @@ def test_masked_edit_output_is_the_input_plus_the_masked_change_as_training_bree
     assert (kids["B2"] - b).abs().max() > 0.01  # the edit does change the image
 
 
+def test_masked_edit_output_without_a_decoder_mask_weighs_the_change_by_its_own_magnitude(faces):
+    model = _shake(build(faces, children="residual", skips=1, edit_output="masked")).eval()
+    plain = _shake(build(faces, children="residual", skips=1)).eval()
+    a, b = faces.images_at(np.arange(3)), faces.images_at(np.arange(3, 6))
+    j = model.attr_names.index("Smiling")
+    with torch.no_grad():
+        (ha, _), (hb, maps_b) = model._features(a), model._features(b)
+        hb2 = hb.clone()
+        hb2[:, model.piece(j)] = ha[:, model.piece(j)]
+        change = model._decode_latent(hb2, maps_b) - model._decode_latent(hb, maps_b)
+    torch.testing.assert_close(model.swap(a, b, attributes=["Smiling"]), (b + change_mask(change) * change).clamp(0, 1))
+    # the crossbreed gates each child's change from its parent's annihilated decode (A1, B1) the same way
+    kids, decoded = model.crossbreed(a, b, "Smiling"), plain.crossbreed(a, b, "Smiling")
+    with torch.no_grad():
+        h_b1 = hb.clone()
+        h_b1[:, model.piece(j)] = 0.0
+        b2_change = model._decode_latent(hb2, maps_b) - model._decode_latent(h_b1, maps_b)
+    torch.testing.assert_close(kids["B2"], (b + change_mask(b2_change) * b2_change).clamp(0, 1))
+    assert not torch.allclose(kids["B2"], decoded["B2"])
+    mask = change_mask(b2_change)
+    assert float(mask.amax()) == pytest.approx(1.0) and float(mask.amin()) < 0.5  # faded where the change is faint
+
+
 def test_cli_edit_output_is_chosen_at_edit_time_and_checked(tmp_path, capsys):
     from PIL import Image
 
@@ -912,10 +934,12 @@ def test_cli_edit_output_is_chosen_at_edit_time_and_checked(tmp_path, capsys):
     np.testing.assert_array_equal(residual, (want[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     assert fk.load(out, edit_output="residual").config.edit_output == "residual"
     assert fk.load(out).config.edit_output == "decoded"  # the run itself is unchanged
-    for mode, message in (("sharp", "returns its edits as one of decoded, residual, masked"),
-                          ("masked", "edit_output=masked reads the decoder's mask")):
-        code, image = edit("--edit-output", mode)
-        assert code == 2 and image is None and message in capsys.readouterr().err
+    code, image = edit("--edit-output", "sharp")
+    assert code == 2 and image is None and "returns its edits as one of decoded, residual, masked" in capsys.readouterr().err
+    decoded_change = decoded - model.reconstruct(x)
+    _, masked = edit("--edit-output", "masked")  # no decoder mask here: the change's own magnitude
+    want = (x + change_mask(decoded_change) * decoded_change).clamp(0, 1)
+    np.testing.assert_array_equal(masked, (want[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     ae = tmp_path / "ae"
     assert main(["train", "ae", "--data", "faces", "--steps", "1", "--out", str(ae), "--set", "data.size=2000",
                  "--batch-size", "4", "--num-workers", "0", "--quiet"]) == 0

@@ -80,7 +80,9 @@ child is its residual child gated by the mask drawn from its own latent, A2 = A 
 (:meth:`masked_children`); ``lambda_mask`` prices the mask's area (:meth:`mask_loss`), so the edit
 decides *where* it draws and leaves every other pixel exactly the parent's (results §12 found the
 children lose the eye shape and nose next to the edit). ``edit_output=masked`` edits the same way,
-x + m ⊙ (D(h') − D(h)). Off in both presets.
+x + m ⊙ (D(h') − D(h)). Off in both presets. Without ``children=masked`` (no mask drawn),
+``edit_output=masked`` weighs the same change by its own blurred magnitude (``base.change_mask``, as
+IFcVAE-GAN's; results §11–12): an edit-time switch on any trained run.
 ``skips`` = k > 0 (ours, after AttGAN's shortcut layers, He et al., TIP 2019, §3.3, and STGAN's
 selective transfer, Liu et al., CVPR 2019): the decoder also reads the encoder's k coarsest inner maps
 (1: s/4, 2: also s/2) *of the image being edited*, so it can draw an edit in register with that face's
@@ -120,7 +122,16 @@ from ..data.pairs import AttributePairSampler
 from ..errors import UsageError
 from ..nn import adversarial as adv
 from ..nn.blocks import conv_block, conv_stack
-from .base import Code, Model, images_to_signed, require_binary_attributes, residual_output, resolve_attributes, signed_to_images
+from .base import (
+    Code,
+    Model,
+    change_mask,
+    images_to_signed,
+    require_binary_attributes,
+    residual_output,
+    resolve_attributes,
+    signed_to_images,
+)
 from .registry import register
 
 Tensor = torch.Tensor
@@ -319,9 +330,6 @@ class DNAGAN(Model):
         self.latent_shape = (latent, info.size // 8, info.size // 8)
         self.encoder = Encoder(info.channels, c.width)
         masked = c.children == "masked"
-        if c.edit_output == "masked" and not masked:
-            raise UsageError(f"{self.name}: model.edit_output=masked reads the decoder's mask, which only "
-                             f"model.children=masked trains (children={c.children}); set both, or edit_output=residual")
         if c.lambda_mask and not masked:
             raise UsageError(f"{self.name}: model.lambda_mask={c.lambda_mask} is the L1 on the children's mask, and "
                              f"model.children={c.children} has none; set model.children=masked or drop lambda_mask")
@@ -767,10 +775,13 @@ class DNAGAN(Model):
         """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
         (``h``: the input's own latent, ``h_new``: the edited one; ``maps``: the input's encoder maps
         under ``skips``)."""
-        if self.config.edit_output == "masked":
+        if self.config.edit_output == "masked" and self.config.children == "masked":
             out, mask = self._decode_latent_mask(h_new, maps)
             return residual_output(self.check_images(images), out, self._decode_latent(h, maps), mask)
         out = self._decode_latent(h_new, maps)
+        if self.config.edit_output == "masked":  # no decoder mask: the change's own magnitude
+            rec = self._decode_latent(h, maps)
+            return residual_output(self.check_images(images), out, rec, change_mask(out - rec))
         if self.config.edit_output == "residual":
             return residual_output(self.check_images(images), out, self._decode_latent(h, maps))
         return out
@@ -807,7 +818,9 @@ class DNAGAN(Model):
             # decodes (results §12: with it the adds of one model fell from 0.70–0.97 to 0.20–0.30)
             x = {"A": self.check_images(images_a), "B": self.check_images(images_b)}
             rec = {"A": kids["A1"], "B": kids["B1"]}
-            gate = {k: v[1] if self.config.edit_output == "masked" else None for k, v in decoded.items()}
+            gate = {k: None if self.config.edit_output != "masked"
+                    else v[1] if self.config.children == "masked" else change_mask(kids[k] - rec[k[0]])
+                    for k, v in decoded.items()}
             kids = {k: residual_output(x[k[0]], v, rec[k[0]], gate[k]) for k, v in kids.items()}
         return kids
 
