@@ -47,6 +47,7 @@ attribute pairs; Fig. 4's two-attribute interpolation.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -127,8 +128,10 @@ def train_row(row: str, overrides: dict, steps: int, out: Path, reuse: bool, see
     return run, cost
 
 
-def measure(run: Path, edit_output: str | None = None) -> dict:
+def measure(run: Path, edit_output: str | None = None, strength: float = 1.0) -> dict:
     model = fk.load(run, edit_output=edit_output)
+    if strength != 1.0:  # every pair-swap child bred at this strength (crossbreed's ``strength``)
+        model.crossbreed = functools.partial(type(model).crossbreed, model, strength=strength)
     test, train = fk.data.load("faces", "test"), fk.data.load("faces", "train")
     judge, report = evaluation_classifier(train, test)
     rows = np.sort(np.random.default_rng(2).choice(len(test), 1000, replace=False))
@@ -221,10 +224,17 @@ def main() -> None:
     ap.add_argument("--edit-output", metavar="MODE", default=None,
                     help="re-measure trained rows (implies --reuse, no figures) with edits returned as MODE "
                          "(decoded, residual, masked); kept in results.json as ROW@MODE")
+    ap.add_argument("--strength", type=float, default=1.0, metavar="V",
+                    help="re-measure trained rows (implies --reuse, no figures) with each child's piece moved V of the "
+                         "way to the swap (1: the paper's swap; 2: as far again); kept as ROW@MODE@sV")
     ap.add_argument("--seed", type=int, default=0, help="weights and data order (the rows' numbers in results §12: 0)")
     args = ap.parse_args()
-    if args.edit_output:
+    if args.strength <= 0:
+        ap.error(f"--strength {args.strength}: must be > 0 (1 is the paper's swap)")
+    remeasure = bool(args.edit_output) or args.strength != 1.0
+    if remeasure:
         args.reuse = args.no_figures = True
+    tag = (f"@{args.edit_output or 'own'}" + (f"@s{args.strength:g}" if args.strength != 1.0 else "")) if remeasure else ""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = fk.data.load("faces", "train")
@@ -238,19 +248,18 @@ def main() -> None:
         if row == preset_schedule and main.get("steps") == args.steps and not overrides.keys() - {"schedule"}:
             results[row] = results["main"]  # the preset's own schedule at the same steps: the main run
             continue
-        if args.edit_output and not (out / row / "cost.json").is_file():
-            ap.error(f"--edit-output re-measures trained rows; {out / row} has none (train it first)")
+        if remeasure and not (out / row / "cost.json").is_file():
+            ap.error(f"--edit-output and --strength re-measure trained rows; {out / row} has none (train it first)")
         run, cost = train_row(row, overrides, row_steps(row, args.steps, n_attr), out, args.reuse, args.seed)
         entry = {"cost": cost}
-        if args.edit_output:
-            row = f"{row}@{args.edit_output}"
+        row += tag
         if "failed" not in cost:
-            entry["metrics"] = measure(run, args.edit_output)
+            entry["metrics"] = measure(run, args.edit_output, args.strength)
             if not args.no_figures:  # main's in OUT/figures (linked from results §12), the others' in a folder each
                 entry["figures"] = [str(p) for p in figures(run, out / "figures" / ("" if row == "main" else row))]
         results[row] = entry
         results_file.write_text(json.dumps(results, indent=1))
-    shown = [f"{r}@{args.edit_output}" if args.edit_output else r for r in args.rows]
+    shown = [r + tag for r in args.rows]
     print("\n".join(summary({r: results[r] for r in shown if r in results})))
 
 

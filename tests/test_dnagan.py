@@ -429,6 +429,31 @@ def test_the_critic_scores_each_source_with_its_labels_and_column_j(faces):
         assert torch.allclose(s["A"][j], p.xa.mean((1, 2, 3)) + 10 * j)
 
 
+def test_crossbreed_strength_carries_each_childs_piece_past_the_swap(faces):
+    a, b = faces.images_at(np.arange(2)), faces.images_at(np.arange(2, 4))
+    for annihilate in (True, False):
+        model = build(faces, annihilate=annihilate).eval()
+        with torch.no_grad():
+            ha, hb = model.encoder(a * 2 - 1), model.encoder(b * 2 - 1)
+        s = model.piece(model.attr_names.index("Smiling"))
+        off = torch.zeros_like(hb[:, s]) if annihilate else hb[:, s]
+        for v in (1.0, 2.0, 0.5):
+            seen: list = []
+            handle = model.decoder.net.register_forward_hook(lambda m, args, out, seen=seen: seen.append(args[0].detach().clone()))
+            try:
+                model.crossbreed(a, b, "Smiling", strength=v)
+            finally:
+                handle.remove()
+            a2, b2 = seen[2], seen[3]  # decoded in the order A1, B1, A2, B2
+            torch.testing.assert_close(b2[:, s], off + v * (ha[:, s] - off))  # B2: v of the way from off to a_i
+            torch.testing.assert_close(a2[:, s], ha[:, s] + v * (off - ha[:, s]))  # A2: v of the way from a_i to off
+            rest = torch.ones(b2.shape[1], dtype=torch.bool)
+            rest[s] = False
+            assert torch.equal(b2[:, rest], hb[:, rest]) and torch.equal(a2[:, rest], ha[:, rest])  # other pieces and z kept
+            if v == 1.0:  # exactly the paper's swap
+                assert torch.equal(b2[:, s], ha[:, s]) and torch.equal(a2[:, s], off)
+
+
 def test_without_annihilation_b1_is_the_plain_reconstruction_and_a2_takes_bs_piece(faces):
     model = build(faces, annihilate=False).eval()
     a, b = faces.images_at(np.arange(2)), faces.images_at(np.arange(2, 4))

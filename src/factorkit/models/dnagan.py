@@ -787,10 +787,13 @@ class DNAGAN(Model):
         return out
 
     @torch.no_grad()
-    def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute) -> dict[str, Tensor]:
+    def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute, strength: float = 1.0) -> dict[str, Tensor]:
         """The four children of eq. 2 (eq. 9 with ``annihilate=false``) for test pairs: A1, B1, A2
         (A without the attribute) and B2 (B with A's piece) — images in [0, 1]. ``attribute`` is one
-        name or a list (Fig. 5: several pieces at once; the code's ``swap_attribute``)."""
+        name or a list (Fig. 5: several pieces at once; the code's ``swap_attribute``). ``strength`` v
+        (ours; 1 is the paper's swap) moves each child's piece v of the way from its parent's to the
+        swapped value, so v > 1 carries past it as ``edit``'s value does: B2's piece off + v·(a_i − off)
+        and A2's a_i + v·(off − a_i), with off = 0 under annihilation (B1's piece) or b_i without."""
         names = [attribute] if isinstance(attribute, str) else list(attribute)
         js = sorted({self.piece_index(a) for a in names})
         if not js or len(self.attr_names) in js:
@@ -801,11 +804,11 @@ class DNAGAN(Model):
         a1, b1, a2, b2 = ha, hb.clone(), ha.clone(), hb.clone()
         for j in js:
             s = self.piece(j)
-            b2[:, s] = ha[:, s]
+            off = torch.zeros_like(hb[:, s]) if self.config.annihilate else hb[:, s]
+            b2[:, s] = (1 - strength) * off + strength * ha[:, s]  # exactly the swap at strength 1
+            a2[:, s] = (1 - strength) * ha[:, s] + strength * off
             if self.config.annihilate:
-                b1[:, s], a2[:, s] = 0.0, 0.0
-            else:
-                a2[:, s] = hb[:, s]
+                b1[:, s] = 0.0
         parent_maps = {"A": maps_a, "B": maps_b}
         decoded = {k: self._decode_latent_mask(h, parent_maps[k[0]]) if self.config.children == "masked"
                    else (self._decode_latent(h, parent_maps[k[0]]), None)
