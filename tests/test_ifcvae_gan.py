@@ -438,10 +438,16 @@ def test_yhat_accuracy_reads_the_models_own_attribute_units(faces):
         assert read[a]["majority"] == pytest.approx(max(truth.mean(), 1 - truth.mean()))
 
 
-def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
+def with_output(faces, edit_output):
+    """(a model with the papers' decoded edits, the same weights returning edits as ``edit_output``)."""
     decoded = build(faces).eval()
-    residual = build(faces, edit_output="residual").eval()
-    residual.load_state_dict(decoded.state_dict())
+    other = build(faces, edit_output=edit_output).eval()
+    other.load_state_dict(decoded.state_dict())
+    return decoded, other
+
+
+def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
+    decoded, residual = with_output(faces, "residual")
     x = faces.images_at(np.arange(6))
     code, rec = decoded.encode(x), decoded.reconstruct(x)
     for a in residual.edit_attributes():  # ŷ set to the encoder's own ŷ changes nothing: the input comes back
@@ -454,9 +460,7 @@ def test_residual_edit_output_is_the_input_plus_the_decoders_change(faces):
 
 
 def test_masked_edit_output_weighs_the_change_by_its_own_blurred_magnitude(faces):
-    decoded = build(faces).eval()
-    masked = build(faces, edit_output="masked").eval()
-    masked.load_state_dict(decoded.state_dict())
+    decoded, masked = with_output(faces, "masked")
     x = faces.images_at(np.arange(4))
     code, rec = decoded.encode(x), decoded.reconstruct(x)
     change = decoded.edit(x, "Smiling", 2.0) - rec

@@ -663,8 +663,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=7, help="images in a --traverse strip")
     s.add_argument("--edit-output", metavar="MODE", help="how the edit is returned, for models with the switch "
                    "(model.edit_output): decoded (the papers: the decoder's image), residual (the input plus the "
-                   "decoder's change), masked (that change weighed by a mask: dna-gan trained with children=masked, its "
-                   "decoder's; ifcvae-gan and cvae-gan, the change's own magnitude); default: the run's")
+                   "decoder's change), masked (that change weighed by a mask: the decoder's under dna-gan's children=masked, "
+                   "else the change's own blurred magnitude); default: the run's")
     s.add_argument("--out", required=True, help="output PNG (written atomically)")
     s.set_defaults(func=cmd_edit)
 

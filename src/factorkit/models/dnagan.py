@@ -775,16 +775,15 @@ class DNAGAN(Model):
         """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
         (``h``: the input's own latent, ``h_new``: the edited one; ``maps``: the input's encoder maps
         under ``skips``)."""
-        if self.config.edit_output == "masked" and self.config.children == "masked":
+        mode = self.config.edit_output
+        if mode == "masked" and self.config.children == "masked":
             out, mask = self._decode_latent_mask(h_new, maps)
             return residual_output(self.check_images(images), out, self._decode_latent(h, maps), mask)
         out = self._decode_latent(h_new, maps)
-        if self.config.edit_output == "masked":  # no decoder mask: the change's own magnitude
-            rec = self._decode_latent(h, maps)
-            return residual_output(self.check_images(images), out, rec, change_mask(out - rec))
-        if self.config.edit_output == "residual":
-            return residual_output(self.check_images(images), out, self._decode_latent(h, maps))
-        return out
+        if mode == "decoded":
+            return out
+        rec = self._decode_latent(h, maps)  # masked without a decoder mask: the change's own magnitude
+        return residual_output(self.check_images(images), out, rec, change_mask(out - rec) if mode == "masked" else None)
 
     @torch.no_grad()
     def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute, strength: float = 1.0) -> dict[str, Tensor]:
