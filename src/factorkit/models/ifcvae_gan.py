@@ -54,9 +54,7 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   learns from it) instead of z ~ N(0, I). Results §11 measured q's codes far narrower than the prior
   (in the fast preset the spread of μ over a batch is 0.40 and σ 0.16), so the paper's prior sample asks the
   decoder for realistic faces from codes it never reconstructs or edits; another face's code with
-  these labels is what an attribute transfer decodes. ``prior_code=flip`` (ours; off in both presets):
-  C's third source is the image's own detached ẑ draw with its labels y, one attribute (drawn per
-  image) flipped — an edit, so C asks the decoder's edits, not only its reconstructions, to look real.
+  these labels is what an attribute transfer decodes.
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -201,7 +199,7 @@ class IFcVAEGAN(Model):
         lr: positive(float) = 2e-4  # RMSprop, every player (code)
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
-        prior_code: Literal["normal", "batch", "flip"] = "normal"  # C's third source: z ~ N(0, I) (paper) | another ẑ | an edit
+        prior_code: Literal["normal", "batch"] = "normal"  # C's third source decodes z ~ N(0, I) (the paper) | another image's ẑ (ours)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -329,13 +327,8 @@ class IFcVAEGAN(Model):
         # (drawn only with C, so the random stream of a run without L_gan is the one it always was)
         prior_logits = None
         if self.config.delta_gan:
-            y_prior, kind = y, self.config.prior_code
-            z_prior = torch.randn_like(z) if kind == "normal" else z.detach().roll(1, 0) if kind == "batch" else z.detach()
-            if kind == "flip":  # this image's own draw and labels, one attribute (drawn per image) flipped: an edit
-                k = torch.randint(0, y.shape[1], (len(y),), device=y.device)
-                y_prior = y.clone()
-                y_prior[torch.arange(len(y), device=y.device), k] = 1 - y[torch.arange(len(y), device=y.device), k]
-            prior_logits = self.decoder(torch.cat([y_prior, z_prior], 1))
+            z_prior = torch.randn_like(z) if self.config.prior_code == "normal" else z.detach().roll(1, 0)
+            prior_logits = self.decoder(torch.cat([y, z_prior], 1))
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
         return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
