@@ -234,7 +234,9 @@ def main() -> None:
     remeasure = bool(args.edit_output) or args.strength != 1.0
     if remeasure:
         args.reuse = args.no_figures = True
-    tag = (f"@{args.edit_output or 'own'}" + (f"@s{args.strength:g}" if args.strength != 1.0 else "")) if remeasure else ""
+    tag = ""  # the results.json key's suffix for a re-measure: @MODE (the run's own: @own), then @sV
+    if remeasure:
+        tag = f"@{args.edit_output or 'own'}" + (f"@s{args.strength:g}" if args.strength != 1.0 else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = fk.data.load("faces", "train")

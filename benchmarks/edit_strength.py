@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import factorkit as fk
+from factorkit.errors import UsageError
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.evaluate import Settings, evaluate
 from factorkit.nn.similarity import gaussian_blur as blur
@@ -78,9 +79,10 @@ def main() -> None:
         ap.error("--strengths: each s must be ≥ 0 (s = 0 is the paper's edit)")
     if args.smooth < 0:
         ap.error(f"--smooth {args.smooth}: a blur σ must be ≥ 0 (0 turns it off)")
-    model = fk.load(args.run)
-    if args.edit_output:
-        model.config.edit_output = args.edit_output
+    try:
+        model = fk.load(args.run, edit_output=args.edit_output)
+    except UsageError as e:
+        ap.error(str(e))
     if model.name not in ("ifcvae-gan", "cvae-gan"):
         ap.error(f"{args.run} holds a {model.name} model; this benchmark sets ŷ past 0 and 1, which only "
                  "ifcvae-gan and cvae-gan take")

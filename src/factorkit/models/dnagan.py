@@ -775,15 +775,19 @@ class DNAGAN(Model):
         """The decoded child, or under ``edit_output=residual`` the input plus the decoder's change
         (``h``: the input's own latent, ``h_new``: the edited one; ``maps``: the input's encoder maps
         under ``skips``)."""
-        mode = self.config.edit_output
-        if mode == "masked" and self.config.children == "masked":
-            out, mask = self._decode_latent_mask(h_new, maps)
-            return residual_output(self.check_images(images), out, self._decode_latent(h, maps), mask)
-        out = self._decode_latent(h_new, maps)
-        if mode == "decoded":
-            return out
-        rec = self._decode_latent(h, maps)  # masked without a decoder mask: the change's own magnitude
-        return residual_output(self.check_images(images), out, rec, change_mask(out - rec) if mode == "masked" else None)
+        if self.config.edit_output == "decoded":
+            return self._decode_latent(h_new, maps)
+        out, drawn = (self._decode_latent_mask(h_new, maps) if self.config.children == "masked"
+                      else (self._decode_latent(h_new, maps), None))
+        rec = self._decode_latent(h, maps)
+        return residual_output(self.check_images(images), out, rec, self._edit_mask(out - rec, drawn))
+
+    def _edit_mask(self, change: Tensor, drawn: Tensor | None) -> Tensor | None:
+        """The weight on a residual edit's change: none under ``edit_output=residual``; under ``masked``
+        the decoder's own mask where it draws one (``children=masked``), else the change's own magnitude."""
+        if self.config.edit_output != "masked":
+            return None
+        return drawn if drawn is not None else change_mask(change)
 
     @torch.no_grad()
     def crossbreed(self, images_a: Tensor, images_b: Tensor, attribute, strength: float = 1.0) -> dict[str, Tensor]:
@@ -820,10 +824,8 @@ class DNAGAN(Model):
             # decodes (results §12: with it the adds of one model fell from 0.70–0.97 to 0.20–0.30)
             x = {"A": self.check_images(images_a), "B": self.check_images(images_b)}
             rec = {"A": kids["A1"], "B": kids["B1"]}
-            gate = {k: None if self.config.edit_output != "masked"
-                    else v[1] if self.config.children == "masked" else change_mask(kids[k] - rec[k[0]])
-                    for k, v in decoded.items()}
-            kids = {k: residual_output(x[k[0]], v, rec[k[0]], gate[k]) for k, v in kids.items()}
+            kids = {k: residual_output(x[k[0]], v, rec[k[0]], self._edit_mask(v - rec[k[0]], decoded[k][1]))
+                    for k, v in kids.items()}
         return kids
 
     def _references(self, j: int, reference: Tensor | None, n: int) -> tuple[Tensor, Tensor | float]:
