@@ -158,13 +158,12 @@ def _owner(model):
     return out
 
 
-@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}, {"skips": 2}])
+@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}])
 def test_each_player_step_changes_only_its_parameters(faces, kw):
     model = build(faces, **kw).train()
     opt = players(model)
     assert list(opt.optimizers) == ["autoencoder", "aux", "discriminator"]  # the code's order
-    aux = {"aux", "aux_maps"} if kw.get("skips") else {"aux"}  # the map adversaries train with A_ψ
-    own = {"autoencoder": {"encoder", "decoder"}, "aux": aux, "discriminator": {"discriminator"}}
+    own = {"autoencoder": {"encoder", "decoder"}, "aux": {"aux"}, "discriminator": {"discriminator"}}
     owner, changed_by, real_step = _owner(model), {}, opt.step
 
     def spy(name, loss, **k):
@@ -537,65 +536,3 @@ def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
     assert model.autoencoder_loss(x, yb, f)["aux_enc"].item() == pytest.approx(
         adv.confusion_loss(model.aux(f["z_aux"]), model.label_prior()).item())
     assert "label_sum" not in build(faces, delta_gan=0.0, aux_objective="confuse").state_dict()
-
-
-def test_skips_join_the_encoders_maps_into_the_decoder_and_l_aux_reads_them(faces):
-    """``skips`` = k: the decoder joins the encoder's k coarsest inner maps of the image it decodes
-    (s/8 with 4f channels, then s/4 with 2f) before its 2nd and 3rd transposed convolutions; edits and
-    ``decode`` keep the image's maps (the code's extras); one adversary per map reads y from it, and the
-    encoder plays the same objective against it as against A_ψ."""
-    f = TINY["width"]
-
-    def deconvs(m):
-        return [c.in_channels for c in m.decoder.deconv if isinstance(c, torch.nn.ConvTranspose2d)]
-    assert deconvs(build(faces)) == [8 * f, 4 * f, 2 * f, f]
-    assert deconvs(build(faces, skips=1)) == [8 * f, 4 * f + 4 * f, 2 * f, f]
-    assert deconvs(build(faces, skips=2)) == [8 * f, 4 * f + 4 * f, 2 * f + 2 * f, f]
-    with pytest.raises(UsageError, match="skips=3.*set model.skips to 0, 1 or 2"):
-        build(faces, skips=3)
-
-    batch = faces.get_batch(np.arange(4))
-    x = batch["image"]
-    model = build(faces, skips=2, aux_objective="confuse").eval()
-    conv = model.encoder.conv  # by hand: the outputs of the 2nd (s/4) and 3rd (s/8) k5 s2 conv + ReLU
-    s4 = conv[:4](x)
-    s8 = conv[4:6](s4)
-    assert s8.shape == (4, 4 * f, 8, 8) and s4.shape == (4, 2 * f, 16, 16)
-    code = model.encode(x)
-    torch.testing.assert_close(code.extras["skip0"], s8)
-    torch.testing.assert_close(code.extras["skip1"], s4)
-
-    # the edit keeps ẑ = μ and the image's maps, and sets ŷ
-    a = model.attr_names[2]
-    edited = code.tensor.clone()
-    edited[:, 2] = 1.0
-    by_hand = torch.sigmoid(model.decoder(edited, [s8, s4]))
-    torch.testing.assert_close(model.edit(x, a, 1.0), by_hand)
-    torch.testing.assert_close(model.reconstruct(x), torch.sigmoid(model.decoder(code.tensor, [s8, s4])))
-    other = torch.sigmoid(model.decoder(code.tensor, [s8.flip(0), s4.flip(0)]))
-    assert (other - model.reconstruct(x)).abs().max() > 1e-3  # the output depends on the maps
-    with pytest.raises(UsageError, match="decodes a code together with its image's encoder maps"):
-        model.decode(fk.models.base.Code(code.tensor, code.slices))
-    assert model.traverse(x, 0, [0.0, 1.0]).shape == (4, 2, *x.shape[1:])
-
-    # L_aux over the maps: each adversary's BCE in its own step, the encoder's confusion in its loss
-    y = model.labels(batch)
-    fp = model.forward_pass(x, y)
-    heads = [model.aux_maps[0](fp["maps"][0]), model.aux_maps[1](fp["maps"][1])]
-    losses = model.autoencoder_loss(x, y, fp)
-    torch.testing.assert_close(losses["aux_maps_enc"], adv.confusion_loss(heads[0]) + adv.confusion_loss(heads[1]))
-    c = model.config
-    expect = losses["rec"] + c.alpha_kl * losses["kl"] + c.rho * losses["class"] + \
-        c.lambda_aux * (losses["aux_enc"] + losses["aux_maps_enc"]) + c.delta_gan * losses["gan_g"]
-    torch.testing.assert_close(losses["autoencoder"], expect)
-    out = model.aux_step(y, fp, players(model))
-    torch.testing.assert_close(out["aux_maps"], F.binary_cross_entropy_with_logits(heads[0], y)
-                               + F.binary_cross_entropy_with_logits(heads[1], y))
-    # eq. 6 (maximise): the encoder's map features get the opposite gradient to the adversary's
-    model6 = build(faces, skips=1, aux_objective="maximise").train()
-    fp = model6.forward_pass(x, y)
-    enc = model6.autoencoder_loss(x, y, fp)["aux_maps_enc"]
-    m = fp["maps"][0]
-    g_enc = torch.autograd.grad(-model6.config.lambda_aux * enc, m, retain_graph=True)[0]
-    g_adv = torch.autograd.grad(model6.aux_loss(model6.aux_maps[0](m), y), m)[0]
-    torch.testing.assert_close(g_enc, -g_adv)

@@ -55,13 +55,6 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   (in the fast preset the spread of μ over a batch is 0.40 and σ 0.16), so the paper's prior sample asks the
   decoder for realistic faces from codes it never reconstructs or edits; another face's code with
   these labels is what an attribute transfer decodes.
-* ``skips`` = k (ours; 0 in both presets): the decoder also reads the encoder's k coarsest inner maps
-  of the image it decodes (1: the s/8 map, 2: also the s/4 map), as AttGAN's shortcut layers (He et
-  al., TIP 2019, §3.3) and DNA-GAN's ``skips``, so detail need not pass the vector ẑ (results §11:
-  the ~20 dB ceiling). The maps are identity code like ẑ, so L_aux covers them: one adversary per
-  map (``MapAuxiliary``) reads y from it and trains with A_ψ, and the encoder plays eq. 6 (or the
-  confusion) against each. An edit keeps the maps, as it keeps ẑ; ``decode`` takes them from the
-  code's extras, so a bare tensor cannot be decoded.
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -98,19 +91,16 @@ Tensor = torch.Tensor
 # --- networks (methods.md §3.2: CVAE1, DISCRIMINATOR, AUX; f = fSize) ------------------------------
 
 
-def _down(channels: int, f: int, resnet: bool, norm: str) -> tuple[list[nn.Module], list[int]]:
-    """conv k5 s2 p2 to f, 2f, 4f, 8f with ReLU (no BN); with ``resnet`` a residual block after each.
-    Also the index of each resolution's last layer (its map is complete there: s/2, s/4, s/8, s/16)."""
+def _down(channels: int, f: int, resnet: bool, norm: str) -> list[nn.Module]:
+    """conv k5 s2 p2 to f, 2f, 4f, 8f with ReLU (no BN); with ``resnet`` a residual block after each."""
     layers: list[nn.Module] = []
-    ends: list[int] = []
     c_in = channels
     for w in (f, 2 * f, 4 * f, 8 * f):
         layers += conv_block(c_in, w, 5, 2, 2, act="relu")
         if resnet:
             layers.append(ResidualBlock(w, norm=norm))
-        ends.append(len(layers) - 1)
         c_in = w
-    return layers, ends
+    return layers
 
 
 class Encoder(nn.Module):
@@ -119,68 +109,36 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, size: int, f: int, z_dim: int, n_attr: int, resnet: bool, y_head: str) -> None:
         super().__init__()
-        layers, self.ends = _down(channels, f, resnet, "batch")
-        self.conv = nn.Sequential(*layers, nn.Flatten())
+        self.conv = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten())
         flat = 8 * f * (size // 16) ** 2
         self.mu, self.logvar, self.y = nn.Linear(flat, z_dim), nn.Linear(flat, z_dim), nn.Linear(flat, n_attr)
         self.detach_y = y_head == "detached"
 
-    def _heads(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.mu(h), self.logvar(h), self.y(h.detach() if self.detach_y else h)
-
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self._heads(self.conv(x))
-
-    def features(self, x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
-        """(μ, log σ², ŷ logits, maps): as ``forward``, with the k coarsest inner maps, coarsest first —
-        the s/8 map (4f channels), then the s/4 map (2f) — which ``skips`` = k joins into the decoder."""
-        inner = {self.ends[2]: 0, self.ends[1]: 1}  # layer index → rank from the coarsest
-        maps: list[Tensor] = [x] * 2
-        for i, layer in enumerate(self.conv):
-            x = layer(x)
-            if i in inner:
-                maps[inner[i]] = x
-        return (*self._heads(x), maps[:k])
+        h = self.conv(x)
+        return self.mu(h), self.logvar(h), self.y(h.detach() if self.detach_y else h)
 
 
 class Decoder(nn.Module):
     """[ŷ, z] → image logits: FC to 8f × s/16 × s/16, ReLU, then k3 s2 p1 op1 transposed convs to
-    4f, 2f, f (BN, ReLU; a residual block after each with ``resnet``) and to the image.
+    4f, 2f, f (BN, ReLU; a residual block after each with ``resnet``) and to the image."""
 
-    ``skips`` = k > 0 (``model.skips``, ours): the encoder's k coarsest inner maps of the image being
-    decoded (:meth:`Encoder.features`; 1: the s/8 map, 2: also the s/4 map) are concatenated to the
-    decoder's maps of the same size, before the 2nd (and 3rd) transposed convolution — AttGAN's
-    shortcut layers (He et al., TIP 2019, §3.3), as DNA-GAN's ``skips``."""
-
-    def __init__(self, in_dim: int, channels: int, size: int, f: int, resnet: bool, skips: int = 0) -> None:
+    def __init__(self, in_dim: int, channels: int, size: int, f: int, resnet: bool) -> None:
         super().__init__()
-        self.start, self.skips = (8 * f, size // 16, size // 16), skips
+        self.start = (8 * f, size // 16, size // 16)
         self.fc = nn.Sequential(*linear_block(in_dim, 8 * f * (size // 16) ** 2, act="relu"))
-        extra = [0, 4 * f if skips >= 1 else 0, 2 * f if skips >= 2 else 0]  # channels joined before each deconv
         layers: list[nn.Module] = []
         c_in = 8 * f
-        for i, w in enumerate((4 * f, 2 * f, f)):
-            layers += conv_block(c_in + extra[i], w, 3, 2, 1, norm="batch", act="relu", transpose=True, output_padding=1)
+        for w in (4 * f, 2 * f, f):
+            layers += conv_block(c_in, w, 3, 2, 1, norm="batch", act="relu", transpose=True, output_padding=1)
             if resnet:
                 layers.append(ResidualBlock(w))
             c_in = w
         layers += conv_block(c_in, channels, 3, 2, 1, transpose=True, output_padding=1)
         self.deconv = nn.Sequential(*layers)
 
-    def forward(self, h: Tensor, maps: list[Tensor] | None = None) -> Tensor:
-        out = self.fc(h).view(-1, *self.start)
-        if not self.skips:
-            return self.deconv(out)
-        if maps is None or len(maps) != self.skips:
-            raise ValueError(f"this decoder joins {self.skips} encoder map(s) of the decoded image; pass them")
-        joins, deconvs = list(maps), 0
-        for layer in self.deconv:
-            if isinstance(layer, nn.ConvTranspose2d):
-                if deconvs and joins:
-                    out = torch.cat([out, joins.pop(0)], 1)
-                deconvs += 1
-            out = layer(out)
-        return out
+    def forward(self, h: Tensor) -> Tensor:
+        return self.deconv(self.fc(h).view(-1, *self.start))
 
 
 class Discriminator(nn.Module):
@@ -188,7 +146,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, channels: int, size: int, f: int, resnet: bool) -> None:
         super().__init__()
-        self.net = nn.Sequential(*_down(channels, f, resnet, "batch")[0], nn.Flatten(),
+        self.net = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten(),
                                  nn.Linear(8 * f * (size // 16) ** 2, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -205,19 +163,6 @@ class Auxiliary(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
-
-
-class MapAuxiliary(nn.Module):
-    """A_ψ's twin for one skip map (``skips``, ours): the map → logits of y through a k3 s2 conv to the
-    map's own width (ReLU) and a linear layer, so L_aux asks the maps, like ẑ, to carry no attribute."""
-
-    def __init__(self, width: int, side: int, n_attr: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(*conv_block(width, width, 3, 2, 1, act="relu"), nn.Flatten(),
-                                 nn.Linear(width * ((side + 1) // 2) ** 2, n_attr))
-
-    def forward(self, m: Tensor) -> Tensor:
-        return self.net(m)
 
 
 def reparameterise(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -255,7 +200,6 @@ class IFcVAEGAN(Model):
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         prior_code: Literal["normal", "batch"] = "normal"  # C's third source decodes z ~ N(0, I) (the paper) | another image's ẑ (ours)
-        skips: nonnegative() = 0  # ours: 0–2 encoder maps of the decoded image joined into the decoder (AttGAN), read by A_ψ's twins
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -264,14 +208,8 @@ class IFcVAEGAN(Model):
         self.attr_index = [info.attribute_index(a) for a in self.attr_names]
         k, resnet = len(self.attr_names), c.arch == "resnet"
         self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head)
-        if c.skips > 2:
-            raise UsageError(f"{self.name}: model.skips={c.skips}, but the encoder has 2 inner maps to join into the "
-                             "decoder (1: the s/8 map, 2: also the s/4 map); set model.skips to 0, 1 or 2")
-        self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet, c.skips)
+        self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet)
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
-        # skips: one adversary per joined map (coarsest first: 4f at s/8, 2f at s/4), trained with A_ψ
-        self.aux_maps = nn.ModuleList(MapAuxiliary(w, info.size // d, k)
-                                      for w, d in ((4 * c.width, 8), (2 * c.width, 4))[:c.skips])
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
@@ -372,7 +310,7 @@ class IFcVAEGAN(Model):
     def configure_optimizers(self):
         c = self.config
         opts = {"autoencoder": torch.optim.RMSprop([*self.encoder.parameters(), *self.decoder.parameters()], lr=c.lr),
-                "aux": torch.optim.RMSprop([*self.aux.parameters(), *self.aux_maps.parameters()], lr=c.lr)}
+                "aux": torch.optim.RMSprop(self.aux.parameters(), lr=c.lr)}
         if c.delta_gan:
             d = {"alpha": 0.9} if c.d_rmsprop == "code" else {"momentum": 0.5}
             opts["discriminator"] = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr, **d)
@@ -381,21 +319,20 @@ class IFcVAEGAN(Model):
     def forward_pass(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Alg. 1 lines 4–8: ẑ, ŷ = E(x); x̂ = D(ŷ, ẑ); the prior sample D(z, y), z ~ N(0, I) or
         (``prior_code=batch``) the previous image's ẑ; what A_ψ reads (``aux_input``)."""
-        mu, logvar, y_logits, maps = self.encoder.features(x, self.config.skips)
+        mu, logvar, y_logits = self.encoder(x)
         z = reparameterise(mu, logvar)
         y_dec = y if self.config.decoder_y == "label" else torch.sigmoid(y_logits)
-        rec_logits = self.decoder(torch.cat([y_dec, z], 1), maps or None)
+        rec_logits = self.decoder(torch.cat([y_dec, z], 1))
         # prior_code=batch: the previous image's detached ẑ draw (the aggregate posterior), read with this image's y
         # (drawn only with C, so the random stream of a run without L_gan is the one it always was)
         prior_logits = None
         if self.config.delta_gan:
             z_prior = torch.randn_like(z) if self.config.prior_code == "normal" else z.detach().roll(1, 0)
-            # skips: the prior sample joins this image's maps, detached like ẑ's draw under prior_code=batch
-            prior_logits = self.decoder(torch.cat([y, z_prior], 1), [m.detach() for m in maps] or None)
+            prior_logits = self.decoder(torch.cat([y, z_prior], 1))
         kind = self.config.aux_input
         z_aux = z if kind == "same" else mu if kind == "mean" else reparameterise(mu, logvar)
         return {"mu": mu, "logvar": logvar, "y_logits": y_logits, "z_aux": z_aux, "rec_logits": rec_logits,
-                "prior_logits": prior_logits, "maps": maps}
+                "prior_logits": prior_logits}
 
     def autoencoder_loss(self, x: Tensor, y: Tensor, f: dict[str, Tensor]) -> dict[str, Tensor]:
         """L_rec + α L_KL + ρ L_class + β L_class(x̂) + δ·(G side of L_gan) − λ_aux L_aux: its
@@ -404,20 +341,12 @@ class IFcVAEGAN(Model):
         out = {"rec": self.rec_loss(f["rec_logits"], x), "kl": self.kl_loss(f["mu"], f["logvar"]),
                "class": self.class_loss(f["y_logits"], y)}
         aux_logits = self.aux(f["z_aux"])
-        map_logits = [head(m) for head, m in zip(self.aux_maps, f["maps"])]  # skips: the maps are identity code too
         if c.aux_objective.startswith("confuse"):  # ours: drive A_ψ to chance, a bounded objective (adversarial.confusion_loss)
-            target = self.label_prior() if c.aux_objective == "confuse_prior" else 0.5
-            out["aux_enc"] = adv.confusion_loss(aux_logits, target)
-            if map_logits:
-                out["aux_maps_enc"] = sum(adv.confusion_loss(m, target) for m in map_logits)
-            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] + \
-                c.lambda_aux * (out["aux_enc"] + out.get("aux_maps_enc", 0))
-        else:  # eq. 6: the encoder maximises L_aux (of ẑ, and of each skip map)
+            out["aux_enc"] = adv.confusion_loss(aux_logits, self.label_prior() if c.aux_objective == "confuse_prior" else 0.5)
+            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] + c.lambda_aux * out["aux_enc"]
+        else:  # eq. 6: the encoder maximises L_aux
             out["aux_enc"] = self.aux_loss(aux_logits, y)
-            if map_logits:
-                out["aux_maps_enc"] = sum(self.aux_loss(m, y) for m in map_logits)
-            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] - \
-                c.lambda_aux * (out["aux_enc"] + out.get("aux_maps_enc", 0))
+            total = out["rec"] + c.alpha_kl * out["kl"] + c.rho * out["class"] - c.lambda_aux * out["aux_enc"]
         if c.beta_rec_class:
             out["class_rec"] = self.class_loss(self.encoder(torch.sigmoid(f["rec_logits"]))[2], y)
             total = total + c.beta_rec_class * out["class_rec"]
@@ -437,15 +366,10 @@ class IFcVAEGAN(Model):
         return {k: v.detach() for k, v in losses.items()}
 
     def aux_step(self, y: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
-        """Alg. 1 line 14: ψ ← RMSprop(∇ψ L_aux) on the detached ẑ of the same forward pass (with
-        ``skips``, also each map adversary's L_aux on its detached map)."""
+        """Alg. 1 line 14: ψ ← RMSprop(∇ψ L_aux) on the detached ẑ of the same forward pass."""
         loss = self.aux_loss(self.aux(f["z_aux"].detach()), y)
-        out = {"aux": loss.detach()}
-        if self.config.skips:
-            maps = sum(self.aux_loss(head(m.detach()), y) for head, m in zip(self.aux_maps, f["maps"]))
-            out["aux_maps"], loss = maps.detach(), loss + maps
         opt.step("aux", loss)
-        return out
+        return {"aux": loss.detach()}
 
     def discriminator_step(self, x: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
         """Alg. 1 line 13: χ minimises L_gan on real x, the reconstruction and the prior sample."""
@@ -476,21 +400,15 @@ class IFcVAEGAN(Model):
 
     # --- user-facing operations ------------------------------------------------------------
     def encode(self, images: Tensor) -> Code:
-        """[ŷ, μ] with parts ``y``, ``z`` and one per attribute; log σ² in ``extras`` (with ``skips``, the
-        joined encoder maps too: ``skip0`` the s/8 map, ``skip1`` the s/4 map)."""
-        mu, logvar, y_logits, maps = self.encoder.features(self.check_images(images), self.config.skips)
+        """[ŷ, μ] with parts ``y``, ``z`` and one per attribute; log σ² in ``extras``."""
+        mu, logvar, y_logits = self.encoder(self.check_images(images))
         k = len(self.attr_names)
         slices = {"y": slice(0, k), "z": slice(k, k + mu.shape[1])}
         slices.update({a: slice(i, i + 1) for i, a in enumerate(self.attr_names)})
-        extras = {"logvar": logvar, **{f"skip{i}": m for i, m in enumerate(maps)}}
-        return Code(torch.cat([torch.sigmoid(y_logits), mu], 1), slices, extras)
+        return Code(torch.cat([torch.sigmoid(y_logits), mu], 1), slices, {"logvar": logvar})
 
     def decode(self, code: Code) -> Tensor:
-        names = [f"skip{i}" for i in range(self.config.skips)]
-        if any(n not in code.extras for n in names):
-            raise UsageError(f"{self.name} with model.skips={self.config.skips} decodes a code together with its "
-                             "image's encoder maps: decode a code from encode (its extras carry them), not a bare tensor")
-        return torch.sigmoid(self.decoder(code.tensor, [code.extras[n] for n in names] or None))
+        return torch.sigmoid(self.decoder(code.tensor))
 
     @torch.no_grad()
     def edit(self, images: Tensor, attribute: str, value=1.0, use_mean: bool = True, **kwargs: Any) -> Tensor:
