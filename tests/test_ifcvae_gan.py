@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import factorkit as fk
-from factorkit.errors import UnsupportedOperation, UsageError
+from factorkit.errors import NonFiniteLoss, UnsupportedOperation, UsageError
 from factorkit.models.base import change_mask
 from factorkit.nn import adversarial as adv
 from factorkit.train.distributed import Dist
@@ -505,6 +505,29 @@ def test_confusion_objective_is_bounded_and_replaces_eq_6s_maximisation(faces):
             moved += int(g.abs().sum() > 0)
     assert moved > 0
     assert fk.models.build("ifcvae-gan", faces.info, preset="fast").config.aux_objective == "confuse_prior"
+
+
+def test_without_l_kl_eq_6_blows_up_sigma_and_the_bounded_objective_trains(faces):
+    """Table 3's "without L_KL" row (results §11): with nothing holding σ of ẑ, the encoder maximises L_aux
+    (eq. 6, unbounded) by blowing up log σ² until the loss is NaN; the fast preset's confusion against the
+    labels' marginal (the "bounded L_aux" row) keeps it finite. The row's settings at the fast network size."""
+    row = dict(reduction="code", g_loss="nonsaturating", aux_input="fresh", attributes=("Smiling",), arch="resnet",
+               rho=0.1, delta_gan=0.005, alpha_kl=0.0, d_rmsprop="paper", z_dim=32, width=16, aux_hidden=256, lr=5e-4)
+    peaks = {}
+    for objective in ("maximise", "confuse_prior"):
+        model = fk.models.build("ifcvae-gan", faces, seed=0, **{**row, "aux_objective": objective}).train()
+        opt, peaks[objective] = players(model), []
+        torch.manual_seed(0)
+        try:
+            for step in range(6):
+                batch = faces.get_batch((np.arange(16) + 6 * step) % len(faces))
+                model.train_step(batch, step, opt)
+                with torch.no_grad():
+                    peaks[objective].append(model.encoder(batch["image"])[1].max().item())
+        except NonFiniteLoss:
+            peaks[objective].append(math.nan)
+    assert max(peaks["maximise"][:2]) > 100 and math.isnan(peaks["maximise"][-1])  # 1e2 after two steps, then NaN
+    assert len(peaks["confuse_prior"]) == 6 and max(peaks["confuse_prior"]) < 50
 
 
 def test_confusion_against_the_marginal_leaves_a_blind_adversary_alone(faces):
