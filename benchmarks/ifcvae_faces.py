@@ -10,8 +10,8 @@ full model, (2) without L_aux, (3) with the class loss on x̂, and the ``cvae-ga
 ``table3`` — residual networks, Smiling, ρ = 0.1, δ = 0.005, α = 0.005, D momentum 0.5 (Table 3):
 α = 0.005, α = 0.1, without L_aux, without L_KL (and, ours, without L_KL with the fast preset's
 bounded L_aux), without L_gan, cVAE-GAN; ``all`` — all seven attributes in ŷ, under the code's sums
-with ρ = 0.1 and under the paper's means with ρ = 1 (the fast preset). Every row is the fast preset's network size on 2 CPU cores
-with the listed overrides, seed 0, the same steps within a table.
+with ρ = 0.1 and under the paper's means with ρ = 1 (the fast preset). Every row is the fast preset's
+network size on 2 CPU cores with the listed overrides, seed 0, the same steps within a table.
 
 Scores (test split, faces): MSE(x, x̂) in [0, 1]; Ĉ_Smiling and Ĉ_Not-Smiling = the judge's
 edit-success on *all Smiling test faces* edited to ŷ = 1 and ŷ = 0 (§3.7), with N and a Wilson 95 %
