@@ -158,7 +158,7 @@ def _owner(model):
     return out
 
 
-@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}])
+@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}, {"c_labels": "projection"}])
 def test_each_player_step_changes_only_its_parameters(faces, kw):
     model = build(faces, **kw).train()
     opt = players(model)
@@ -421,6 +421,37 @@ def test_the_discriminator_sees_each_source_as_its_own_batch(faces):
     model.discriminator.register_forward_pre_hook(lambda mod, args: seen.append(len(args[0])))
     model.train_step(faces.get_batch(np.arange(6)), 0, players(model))
     assert seen == [6] * 5  # G side: x̂, D(z, y); C's step: x, x̂, D(z, y)
+
+
+def test_c_labels_projection_reads_the_batch_labels_in_every_source(faces):
+    """C(x, y) = w·φ(x) + b + (V s)·φ(x), s = 2y − 1 (Miyato & Koyama), by hand; C's step and the
+    decoder's GAN term both read the batch's labels, so flipping them changes both losses."""
+    model = build(faces, c_labels="projection", attributes=("Smiling", "Bangs")).train()
+    d = model.discriminator
+    assert not hasattr(build(faces).discriminator, "projection")
+    with torch.no_grad():
+        d.projection.weight.normal_()
+    x = faces.images_at(np.arange(4))
+    y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    with torch.no_grad():
+        phi = d.net[:-1](x)
+        head, v = d.net[-1], d.projection.weight  # v: (flat, 2)
+        by_hand = [float(head.weight[0] @ phi[i] + head.bias[0]
+                         + sum((2 * y[i, j] - 1) * (v[:, j] @ phi[i]) for j in range(2))) for i in range(4)]
+        assert d(x, y).tolist() == pytest.approx(by_hand, rel=1e-4, abs=1e-4)
+        assert not torch.allclose(d(x, y), d(x, 1 - y))
+    batch = faces.get_batch(np.arange(8))
+    flipped = {**batch, "attributes": 1 - batch["attributes"]}
+    y8, y8f = model.labels(batch), model.labels(flipped)
+    torch.manual_seed(0)
+    f = model.forward_pass(batch["image"], y8)
+    with torch.no_grad():
+        g, g_flip = (model.autoencoder_loss(batch["image"], t, f)["gan_g"] for t in (y8, y8f))
+    assert float(g) != pytest.approx(float(g_flip))
+    seen = []
+    d.register_forward_pre_hook(lambda mod, args: seen.append(args[1]))
+    model.discriminator_step(batch["image"], y8, f, players(model))
+    assert len(seen) == 3 and all(torch.equal(t, y8) for t in seen)  # real, x̂, D(z', y)
 
 
 def test_yhat_accuracy_reads_the_models_own_attribute_units(faces):

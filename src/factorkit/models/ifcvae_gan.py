@@ -55,6 +55,11 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   (in the fast preset the spread of μ over a batch is 0.40 and σ 0.16), so the paper's prior sample asks the
   decoder for realistic faces from codes it never reconstructs or edits; another face's code with
   these labels is what an attribute transfer decodes.
+* ``c_labels=projection`` (ours; off in both presets): C also reads the labels, as Miyato &
+  Koyama's projection discriminator (ICLR 2018): C(x, y) = w·φ(x) + b + (V s)·φ(x), s = 2y − 1,
+  over the pairs (x, y), (x̂, y) and (D(y, z'), y). Real pairs always match, so C can tell a prior
+  sample that shows z′'s attributes instead of y's, and the decoder is asked to draw what ŷ says
+  whatever ẑ carries — an adversary, not a fixed classifier it can fool with noise (results §11).
 
 ``cvae-gan`` is the paper's naive baseline after Bao et al. (Fig. 1b): no L_aux, the decoder is
 trained on the true label y instead of ŷ (``decoder_y=label``; at test time it reads ŷ, or the
@@ -142,15 +147,21 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """C: four k5 s2 convs with ReLU, no BN (residual blocks with BN under ``resnet``), FC → one logit."""
+    """C: four k5 s2 convs with ReLU, no BN (residual blocks with BN under ``resnet``), FC → one logit;
+    with ``n_attr`` (``c_labels=projection``) plus the projection (V s)·φ(x) of the ±1 labels s."""
 
-    def __init__(self, channels: int, size: int, f: int, resnet: bool) -> None:
+    def __init__(self, channels: int, size: int, f: int, resnet: bool, n_attr: int = 0) -> None:
         super().__init__()
-        self.net = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten(),
-                                 nn.Linear(8 * f * (size // 16) ** 2, 1))
+        flat = 8 * f * (size // 16) ** 2
+        self.net = nn.Sequential(*_down(channels, f, resnet, "batch"), nn.Flatten(), nn.Linear(flat, 1))
+        if n_attr:
+            self.projection = nn.Linear(n_attr, flat, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        if not hasattr(self, "projection"):
+            return self.net(x).squeeze(1)
+        phi = self.net[:-1](x)
+        return self.net[-1](phi).squeeze(1) + (self.projection(2 * y - 1) * phi).sum(1)
 
 
 class Auxiliary(nn.Module):
@@ -200,6 +211,7 @@ class IFcVAEGAN(Model):
         aux_objective: Literal["maximise", "confuse", "confuse_prior"] = "maximise"  # eq. 6 | ours: vs ½ | vs the marginal
         edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         prior_code: Literal["normal", "batch"] = "normal"  # C's third source decodes z ~ N(0, I) (the paper) | another image's ẑ (ours)
+        c_labels: Literal["none", "projection"] = "none"  # C reads images only (the paper) | and y, projected (ours)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -211,7 +223,8 @@ class IFcVAEGAN(Model):
         self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet)
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
         if c.delta_gan:
-            self.discriminator = Discriminator(info.channels, info.size, c.width, resnet)
+            self.discriminator = Discriminator(info.channels, info.size, c.width, resnet,
+                                               k if c.c_labels == "projection" else 0)
         if c.aux_objective == "confuse_prior":  # Σ y and the count so far: the labels' marginal rate
             self.register_buffer("label_sum", torch.zeros(k))
             self.register_buffer("label_count", torch.zeros(()))
@@ -353,7 +366,7 @@ class IFcVAEGAN(Model):
         if c.delta_gan:
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
-            d = self.discriminator
+            d = self.critic(y)
             out["gan_g"] = self.gan_g_loss(d(torch.sigmoid(f["rec_logits"])), d(torch.sigmoid(f["prior_logits"])))
             total = total + c.delta_gan * out["gan_g"]
         out["autoencoder"] = total
@@ -371,9 +384,15 @@ class IFcVAEGAN(Model):
         opt.step("aux", loss)
         return {"aux": loss.detach()}
 
-    def discriminator_step(self, x: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
+    def critic(self, y: Tensor):
+        """C as a function of images: with ``c_labels=projection`` every source is read with the batch's y."""
+        if self.config.c_labels == "projection":
+            return lambda images: self.discriminator(images, y)
+        return self.discriminator
+
+    def discriminator_step(self, x: Tensor, y: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
         """Alg. 1 line 13: χ minimises L_gan on real x, the reconstruction and the prior sample."""
-        d = self.discriminator
+        d = self.critic(y)
         real, rec, prior = d(x), d(torch.sigmoid(f["rec_logits"].detach())), d(torch.sigmoid(f["prior_logits"].detach()))
         loss = self.gan_d_loss(real, rec, prior)
         opt.step("discriminator", loss)
@@ -395,7 +414,7 @@ class IFcVAEGAN(Model):
         losses = self.autoencoder_step(x, y, f, opt)
         losses.update(self.aux_step(y, f, opt))
         if self.config.delta_gan:
-            losses.update(self.discriminator_step(x, f, opt))
+            losses.update(self.discriminator_step(x, y, f, opt))
         return losses
 
     # --- user-facing operations ------------------------------------------------------------
