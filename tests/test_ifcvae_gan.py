@@ -454,6 +454,14 @@ def test_c_labels_projection_reads_the_batch_labels_in_every_source(faces):
     assert len(seen) == 3 and all(torch.equal(t, y8) for t in seen)  # real, x̂, D(z', y)
 
 
+@pytest.mark.parametrize("kw", [{"c_labels": "projection"}, {"prior_code": "batch"}])
+def test_switches_of_c_are_refused_without_c(faces, kw):
+    (name, value), = kw.items()
+    with pytest.raises(UsageError, match=f"model.{name}={value}.*delta_gan=0"):
+        build(faces, delta_gan=0.0, **kw)
+    build(faces, delta_gan=0.005, **kw)  # with C they are taken
+
+
 def test_yhat_accuracy_reads_the_models_own_attribute_units(faces):
     from factorkit.metrics.editing import yhat_accuracy
 

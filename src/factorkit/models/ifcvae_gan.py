@@ -222,6 +222,11 @@ class IFcVAEGAN(Model):
         self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head)
         self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet)
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
+        unused = [f"model.{n}={getattr(c, n)}" for n, off in (("prior_code", "normal"), ("c_labels", "none"))
+                  if getattr(c, n) != off]
+        if not c.delta_gan and unused:  # both switches act through C, which δ = 0 does not build
+            raise UsageError(f"{self.name}: {', '.join(unused)} change(s) the discriminator C, but model.delta_gan=0 "
+                             "builds no C; drop them or set delta_gan > 0")
         if c.delta_gan:
             self.discriminator = Discriminator(info.channels, info.size, c.width, resnet,
                                                k if c.c_labels == "projection" else 0)
