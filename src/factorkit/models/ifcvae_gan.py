@@ -148,7 +148,8 @@ class Decoder(nn.Module):
 
 class Discriminator(nn.Module):
     """C: four k5 s2 convs with ReLU, no BN (residual blocks with BN under ``resnet``), FC → one logit;
-    with ``n_attr`` (``c_labels=projection``) plus the projection (V s)·φ(x) of the ±1 labels s."""
+    with ``n_attr`` (``c_labels=projection``) plus the projection (V s)·φ(x) of the ±1 labels s
+    (without it, the labels ``y`` are not read)."""
 
     def __init__(self, channels: int, size: int, f: int, resnet: bool, n_attr: int = 0) -> None:
         super().__init__()
@@ -371,8 +372,8 @@ class IFcVAEGAN(Model):
         if c.delta_gan:
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
-            d = self.critic(y)
-            out["gan_g"] = self.gan_g_loss(d(torch.sigmoid(f["rec_logits"])), d(torch.sigmoid(f["prior_logits"])))
+            d = self.discriminator
+            out["gan_g"] = self.gan_g_loss(d(torch.sigmoid(f["rec_logits"]), y), d(torch.sigmoid(f["prior_logits"]), y))
             total = total + c.delta_gan * out["gan_g"]
         out["autoencoder"] = total
         return out
@@ -389,16 +390,10 @@ class IFcVAEGAN(Model):
         opt.step("aux", loss)
         return {"aux": loss.detach()}
 
-    def critic(self, y: Tensor):
-        """C as a function of images: with ``c_labels=projection`` every source is read with the batch's y."""
-        if self.config.c_labels == "projection":
-            return lambda images: self.discriminator(images, y)
-        return self.discriminator
-
     def discriminator_step(self, x: Tensor, y: Tensor, f: dict[str, Tensor], opt) -> dict[str, Tensor]:
         """Alg. 1 line 13: χ minimises L_gan on real x, the reconstruction and the prior sample."""
-        d = self.critic(y)
-        real, rec, prior = d(x), d(torch.sigmoid(f["rec_logits"].detach())), d(torch.sigmoid(f["prior_logits"].detach()))
+        d = self.discriminator  # every source with the batch's labels (read under c_labels=projection)
+        real, rec, prior = d(x, y), d(torch.sigmoid(f["rec_logits"].detach()), y), d(torch.sigmoid(f["prior_logits"].detach()), y)
         loss = self.gan_d_loss(real, rec, prior)
         opt.step("discriminator", loss)
         with torch.no_grad():
