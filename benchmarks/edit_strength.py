@@ -11,7 +11,9 @@ and direction), under the run's ``edit_output`` unless ``--edit-output`` says ot
 attribute, the smallest s at which both directions reach 0.90, and the identity kept there: the
 identity an edit of that strength costs, which the bar of "Edits that convince" asks to be ≥ 0.95,
 with the counterfactual's "closer" there (nearer the true render than the reconstruction is; ≥ 0.90
-asked) and "closer than the input" (the stricter reading for residual and masked edits).
+asked) and "closer than the input" (the stricter reading for residual and masked edits). A second table
+reads identity against the true render of each flip (``edit_vs_truth``), beside what that render
+keeps against the input.
 Prints a markdown table; ``--out`` keeps every number as JSON.
 """
 
@@ -97,6 +99,8 @@ def main() -> None:
                      settings=Settings(attributes=attrs, floors=False, image_rows=args.faces))["metrics"]
         results[str(s)] = {a: {"add": m[f"edit-success.{a}.add"], "remove": m[f"edit-success.{a}.remove"],
                                "identity": m[f"identity-retention.{a}.edit"],
+                               "identity_vs_truth": m[f"identity-retention.{a}.edit_vs_truth"],
+                               "truth": m[f"identity-retention.{a}.truth"],
                                "closer": m[f"counterfactual.{a}.closer_fraction"],
                                "closer_input": m[f"counterfactual.{a}.closer_input"],
                                "factors": {k.split(".")[2]: v for k, v in m.items()  # each other factor, read the same
@@ -123,6 +127,14 @@ def main() -> None:
                      + f"); {c['closer']:.3f}; {c['closer_input']:.3f}")
         print(f"| {a} | " + " | ".join(f"{c['add']:.3f} / {c['remove']:.3f} / {c['identity']:.3f}" for c in cells)
               + f" | {where} |")
+    # the same edits against the true render of the flip: a perfect editor scores 1 here, where against
+    # the input it scores what the render itself keeps (results §10's ceiling, the last column)
+    print("\nidentity against the true render (`edit_vs_truth`; 1 for a perfect editor)\n")
+    print("| attribute | " + " | ".join(f"s = {s}" for s in strengths) + " | the true render against the input |")
+    print("|---|" + "---|" * (len(strengths) + 1))
+    for a in attrs:
+        cells = [results[str(s)][a] for s in strengths]
+        print(f"| {a} | " + " | ".join(f"{c['identity_vs_truth']:.3f}" for c in cells) + f" | {cells[0]['truth']:.3f} |")
 
 
 if __name__ == "__main__":

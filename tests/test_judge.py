@@ -15,11 +15,19 @@ def faces():
 
 
 class PerfectJudge:
-    """Reads the true factors of any image of ``dataset`` (looked up by its pixels)."""
+    """Reads the true factors of any image of ``dataset``, and of its true counterfactual renders of
+    every attribute flip (looked up by its pixels)."""
 
     def __init__(self, dataset):
-        x = dataset.images_at(np.arange(len(dataset)))
-        self.table = {t.numpy().tobytes(): row for t, row in zip(x, dataset.factor_array())}
+        rows, f = np.arange(len(dataset)), dataset.factor_array()
+        x = dataset.images_at(rows)
+        self.table = {t.numpy().tobytes(): row for t, row in zip(x, f)}
+        names = [fac.name for fac in dataset.info.factors]
+        for k, a in enumerate(dataset.info.attributes if getattr(dataset.info, "has_counterfactual", False) else ()):
+            flip = (1 - dataset.attribute_array()[:, k]).astype(np.int64)
+            g = f.copy()
+            g[:, names.index(a)] = flip
+            self.table.update({t.numpy().tobytes(): row for t, row in zip(dataset.counterfactual(rows, a, flip), g)})
 
     def read(self, x):
         return torch.as_tensor(np.stack([self.table[t.numpy().tobytes()] for t in x]))
@@ -45,6 +53,7 @@ def test_identity_retention_is_1_for_the_identity_edit_and_chance_for_unrelated_
     judge = PerfectJudge(faces)
     same = E.identity_retention(Swapper(faces, 0), faces, "Smiling", judge, max_images=None)
     assert same["edit"] == 1.0 and same["reconstruction"] == 1.0 and same["n"] == len(faces)
+    assert same["truth"] == 1.0 and same["edit_vs_truth"] == 1.0  # a perfect judge reads every other factor through a smile
     other = E.identity_retention(Swapper(faces, 7), faces, "Smiling", judge, max_images=None)
     f = faces.factor_array()
     keep = [j for j, fac in enumerate(faces.info.factors) if fac.name != "Smiling"]
@@ -53,6 +62,45 @@ def test_identity_retention_is_1_for_the_identity_edit_and_chance_for_unrelated_
     chance = E.chance_agreement(f[:, keep])
     assert abs(other["edit"] - chance) < 0.05 and other["edit"] < 0.6  # unrelated faces: near Σ p², far from 1
     assert "Smiling.edit" not in other and "hair_colour.edit" in other  # the edited factor is excluded
+
+
+def test_identity_against_the_true_render_scores_a_perfect_editor_1_where_the_attribute_hides_a_factor(faces):
+    """A judge that cannot read the nose under a hat (it reads the next nose on every true hat render,
+    as results §10 measures for hair style): the true render keeps 12 of the 13 other factors; against
+    it, the perfect editor keeps all 13 and the editor that changes nothing 12."""
+    k, nose = faces.info.attribute_index("Wearing_Hat"), [f.name for f in faces.info.factors].index("nose")
+    rows, attrs, f = np.arange(len(faces)), faces.attribute_array(), faces.factor_array()
+    x = faces.images_at(rows)
+    truth = faces.counterfactual(rows, "Wearing_Hat", (1 - attrs[:, k]).astype(np.int64))
+    table = {t.numpy().tobytes(): r for t, r in zip(x, f)}
+    for t, r in zip(truth, f):
+        r = r.copy()
+        r[nose] = (r[nose] + 1) % 3
+        table[t.numpy().tobytes()] = r
+    index = {t.numpy().tobytes(): i for i, t in enumerate(x)}
+
+    class Judge:
+        def read(self, imgs):
+            return torch.as_tensor(np.stack([table[t.numpy().tobytes()] for t in imgs]))
+
+    class Perfect:
+        def edit(self, imgs, attribute, value):
+            return truth[[index[t.numpy().tobytes()] for t in imgs]]
+
+        def reconstruct(self, imgs):
+            return imgs
+
+    class Null(Perfect):
+        def edit(self, imgs, attribute, value):
+            return imgs
+
+    good = E.identity_retention(Perfect(), faces, "Wearing_Hat", Judge(), max_images=None)
+    null = E.identity_retention(Null(), faces, "Wearing_Hat", Judge(), max_images=None)
+    assert good["truth"] == null["truth"] == pytest.approx(12 / 13)
+    assert good["edit"] == pytest.approx(12 / 13) and null["edit"] == 1.0  # against the input the null editor wins
+    assert good["edit_vs_truth"] == 1.0 and null["edit_vs_truth"] == pytest.approx(12 / 13)  # against the truth it loses
+    digits = fk.data.load("sklearn-digits", "test")  # no true renders: no truth keys
+    assert "truth" not in E.identity_retention(Swapper(digits, 0), digits, "digit_3", PerfectJudge(digits), max_images=50)
 
 
 def test_judge_heads_cover_every_factor_and_read_attributes_from_them(faces):

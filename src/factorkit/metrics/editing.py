@@ -220,7 +220,12 @@ def identity_retention(model, test_dataset, attribute: str, judge, max_images: i
     """Issue 16 §1: over edited test images, the fraction of all *other* factors (the edited one
     excluded) that the judge reads the same on the edit as on the input; the same number for the
     plain reconstruction beside it. A binary attribute is flipped (0→1 and 1→0); a class edit
-    makes images of other classes this class."""
+    makes images of other classes this class.
+
+    With true counterfactual renders (faces), two more: ``truth``, the same fraction for the true
+    render of the flip — what a perfect editor keeps, below 1 where the attribute hides a factor
+    from the judge (a hat the hair style; results §10) — and ``edit_vs_truth``, the fraction of the
+    other factors the judge reads the same on the edit as on that render (1 for a perfect editor)."""
     info = test_dataset.info
     k = info.attribute_index(attribute)
     name = info.attributes[k]
@@ -238,6 +243,11 @@ def identity_retention(model, test_dataset, attribute: str, judge, max_images: i
     r_in, r_edit, r_rec = (judge.read(t.clamp(0, 1))[:, keep] for t in (x, edited, recon))
     same_edit, same_rec = (r_edit == r_in).float(), (r_rec == r_in).float()
     out = {"edit": float(same_edit.mean()), "reconstruction": float(same_rec.mean()), "n": len(rows)}
+    if getattr(info, "has_counterfactual", False) and not classes:
+        truth = test_dataset.counterfactual(rows, name, target.numpy().astype(np.int64))
+        r_truth = judge.read(truth.clamp(0, 1))[:, keep]
+        out["truth"] = float((r_truth == r_in).float().mean())
+        out["edit_vs_truth"] = float((r_edit == r_truth).float().mean())
     for i, j in enumerate(keep):
         out[f"{names[j]}.edit"] = float(same_edit[:, i].mean())
     return out
