@@ -158,7 +158,7 @@ def _owner(model):
     return out
 
 
-@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}, {"c_labels": "projection"}])
+@pytest.mark.parametrize("kw", [{}, {"arch": "resnet"}, {"c_labels": "projection"}, {"lambda_fm": 1.0, "arch": "resnet"}])
 def test_each_player_step_changes_only_its_parameters(faces, kw):
     model = build(faces, **kw).train()
     opt = players(model)
@@ -195,6 +195,29 @@ def test_discriminator_rmsprop_settings(faces):
     paper = build(faces, d_rmsprop="paper").configure_optimizers()["discriminator"].defaults
     assert (code["alpha"], code["momentum"]) == (0.9, 0)  # the code's "momentum" flag lands on α
     assert (paper["alpha"], paper["momentum"]) == (0.99, 0.5)  # §4.4: momentum 0.5
+
+
+@pytest.mark.parametrize("ae_optimizer, first_move", [("rmsprop", 10.0), ("adam", 1.0)])
+def test_ae_optimizer_steps_the_encoder_and_decoder_only(faces, ae_optimizer, first_move):
+    """The first step from zero state moves a parameter with gradient g by lr·g/√(0.01 g²) = 10 lr
+    under RMSprop (α = 0.99) and by lr·m̂/√v̂ = lr under Adam; A_ψ and C keep RMSprop."""
+    model = build(faces, ae_optimizer=ae_optimizer, lr=1e-3).train()
+    opts = model.configure_optimizers()
+    ae = {id(p) for p in [*model.encoder.parameters(), *model.decoder.parameters()]}
+    assert {id(p) for g in opts["autoencoder"].param_groups for p in g["params"]} == ae
+    assert isinstance(opts["autoencoder"], torch.optim.Adam if ae_optimizer == "adam" else torch.optim.RMSprop)
+    assert all(isinstance(opts[n], torch.optim.RMSprop) for n in ("aux", "discriminator"))
+    if ae_optimizer == "adam":
+        assert opts["autoencoder"].defaults["betas"] == (0.5, 0.999)
+    w = model.decoder.fc[0].weight
+    loss = (model.decoder.fc[0](torch.randn(4, w.shape[1])) ** 2).mean()
+    before = w.detach().clone()
+    loss.backward()
+    moved = w.grad.abs() > 1e-4  # where eps (1e-8) is negligible beside √v
+    assert moved.sum() > 100
+    opts["autoencoder"].step()
+    step = (w.detach() - before).abs()[moved] / 1e-3
+    torch.testing.assert_close(step, torch.full_like(step, first_move), rtol=1e-2, atol=0)
 
 
 def test_y_head_detached_keeps_the_class_loss_off_the_trunk_and_decoder(faces):
@@ -454,7 +477,39 @@ def test_c_labels_projection_reads_the_batch_labels_in_every_source(faces):
     assert len(seen) == 3 and all(torch.equal(t, y8) for t in seen)  # real, x̂, D(z', y)
 
 
-@pytest.mark.parametrize("kw", [{"c_labels": "projection"}, {"prior_code": "batch"}])
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_feature_matching_is_the_l1_between_cs_layers_on_the_reconstruction_and_the_input(faces, arch):
+    model = build(faces, arch=arch, lambda_fm=0.5).train()
+    d = model.discriminator
+    x, y = faces.images_at(np.arange(4)), model.labels(faces.get_batch(np.arange(4)))
+    # C's layers by hand: the output of every activation and residual block of its conv trunk
+    hand, h = [], x
+    for layer in d.net[:-2]:
+        h = layer(h)
+        if isinstance(layer, (torch.nn.ReLU, fk.nn.blocks.ResidualBlock)):
+            hand.append(h)
+    logit, feats = d(x, y, features=True)
+    assert len(feats) == (8 if arch == "resnet" else 4)
+    torch.testing.assert_close(logit, d(x, y))
+    for a, b in zip(feats, hand):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(0)
+    f = model.forward_pass(x, y)
+    rec = torch.sigmoid(f["rec_logits"])
+    expect = sum(float((a - b).abs().mean()) for a, b in zip(d(rec, y, features=True)[1], d(x, y, features=True)[1]))
+    with_fm = model.autoencoder_loss(x, y, f)
+    assert math.isclose(float(with_fm["fm"]), expect, rel_tol=1e-5) and expect > 0
+    model.config.lambda_fm = 0.0
+    without = model.autoencoder_loss(x, y, f)
+    assert "fm" not in without
+    assert math.isclose(float(with_fm["autoencoder"] - without["autoencoder"]), 0.5 * expect, rel_tol=1e-4)
+    # its gradient reaches the decoder
+    model.zero_grad()
+    with_fm["fm"].backward(retain_graph=True)
+    assert model.decoder.fc[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kw", [{"c_labels": "projection"}, {"prior_code": "batch"}, {"lambda_fm": 1.0}])
 def test_switches_of_c_are_refused_without_c(faces, kw):
     (name, value), = kw.items()
     with pytest.raises(UsageError, match=f"model.{name}={value}.*delta_gan=0"):

@@ -158,11 +158,19 @@ class Discriminator(nn.Module):
         if n_attr:
             self.projection = nn.Linear(n_attr, flat, bias=False)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        if not hasattr(self, "projection"):
-            return self.net(x).squeeze(1)
-        phi = self.net[:-1](x)
-        return self.net[-1](phi).squeeze(1) + (self.projection(2 * y - 1) * phi).sum(1)
+    def forward(self, x: Tensor, y: Tensor | None = None, features: bool = False):
+        """C's logit; with ``features`` also the activation after each of its conv layers (for
+        ``lambda_fm``), from the same pass."""
+        feats = []
+        for layer in self.net[:-2]:
+            x = layer(x)
+            if isinstance(layer, (nn.ReLU, ResidualBlock)):
+                feats.append(x)
+        phi = self.net[-2](x)
+        logit = self.net[-1](phi).squeeze(1)
+        if hasattr(self, "projection"):
+            logit = logit + (self.projection(2 * y - 1) * phi).sum(1)
+        return (logit, feats) if features else logit
 
 
 class Auxiliary(nn.Module):
@@ -213,6 +221,8 @@ class IFcVAEGAN(Model):
         edit_output: Literal["decoded", "residual", "masked"] = "decoded"  # base.EDIT_OUTPUT_DOC (ours; paper: decoded)
         prior_code: Literal["normal", "batch"] = "normal"  # C's third source decodes z ~ N(0, I) (the paper) | another image's ẑ (ours)
         c_labels: Literal["none", "projection"] = "none"  # C reads images only (the paper) | and y, projected (ours)
+        lambda_fm: nonnegative(float) = 0.0  # weight of the feature-matching term on x̂ in C's layers (ours; 0 = the paper)
+        ae_optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # E and D's optimiser: RMSprop (code) | Adam β = (0.5, 0.999) (ours)
 
     def __init__(self, config: "IFcVAEGAN.Config", info) -> None:
         super().__init__(config, info)
@@ -223,7 +233,7 @@ class IFcVAEGAN(Model):
         self.encoder = Encoder(info.channels, info.size, c.width, c.z_dim, k, resnet, c.y_head)
         self.decoder = Decoder(k + c.z_dim, info.channels, info.size, c.width, resnet)
         self.aux = Auxiliary(c.z_dim, c.aux_hidden, k)
-        unused = [f"model.{n}={getattr(c, n)}" for n, off in (("prior_code", "normal"), ("c_labels", "none"))
+        unused = [f"model.{n}={getattr(c, n)}" for n, off in (("prior_code", "normal"), ("c_labels", "none"), ("lambda_fm", 0.0))
                   if getattr(c, n) != off]
         if not c.delta_gan and unused:  # both switches act through C, which δ = 0 does not build
             raise UsageError(f"{self.name}: {', '.join(unused)} change(s) the discriminator C, but model.delta_gan=0 "
@@ -322,13 +332,22 @@ class IFcVAEGAN(Model):
             return 0.5 * (adv.real_loss(rec, "sum") + adv.real_loss(prior, "sum"))
         return (adv.real_loss(rec) + adv.real_loss(prior)) / 3
 
+    @staticmethod
+    def feature_match_loss(fake: list[Tensor], real: list[Tensor]) -> Tensor:
+        """L_fm = Σ_i mean |C_i(x̂) − C_i(x)| over C's conv layers i (ours, ``lambda_fm``): the pairwise
+        feature matching Bao et al.'s cVAE-GAN adds against the VAE's blur, in the per-layer L1 form of
+        Wang et al. (pix2pixHD, eq. 4). C's features of x are constants here: C does not learn from it."""
+        return sum((a - b).abs().mean() for a, b in zip(fake, real))
+
     # --- the players, in the authors' order: VAE (θ, φ), A_ψ, C ---------------------------------
     def labels(self, batch) -> Tensor:
         return batch["attributes"][:, self.attr_index].float()
 
     def configure_optimizers(self):
         c = self.config
-        opts = {"autoencoder": torch.optim.RMSprop([*self.encoder.parameters(), *self.decoder.parameters()], lr=c.lr),
+        ae = [*self.encoder.parameters(), *self.decoder.parameters()]
+        opts = {"autoencoder": torch.optim.Adam(ae, lr=c.lr, betas=(0.5, 0.999)) if c.ae_optimizer == "adam"
+                else torch.optim.RMSprop(ae, lr=c.lr),
                 "aux": torch.optim.RMSprop(self.aux.parameters(), lr=c.lr)}
         if c.delta_gan:
             d = {"alpha": 0.9} if c.d_rmsprop == "code" else {"momentum": 0.5}
@@ -373,8 +392,14 @@ class IFcVAEGAN(Model):
             # C sees each source as its own batch, here and in its own step (the authors' code; with
             # arch=resnet its BatchNorm would otherwise mix real and fake statistics)
             d = self.discriminator
-            out["gan_g"] = self.gan_g_loss(d(torch.sigmoid(f["rec_logits"]), y), d(torch.sigmoid(f["prior_logits"]), y))
+            rec, rec_feats = d(torch.sigmoid(f["rec_logits"]), y, features=True)
+            out["gan_g"] = self.gan_g_loss(rec, d(torch.sigmoid(f["prior_logits"]), y))
             total = total + c.delta_gan * out["gan_g"]
+            if c.lambda_fm:
+                with torch.no_grad():
+                    real_feats = d(x, y, features=True)[1]
+                out["fm"] = self.feature_match_loss(rec_feats, real_feats)
+                total = total + c.lambda_fm * out["fm"]
         out["autoencoder"] = total
         return out
 
