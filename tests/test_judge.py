@@ -131,14 +131,16 @@ def test_report_shows_identity_retention_beside_reconstruction_chance_and_judge_
     from factorkit.viz.report import metric_tables
 
     record = {"metrics": {"identity-retention.Smiling.edit": 0.97, "identity-retention.Smiling.reconstruction": 0.99,
-                          "identity-retention.Smiling.n": 100.0, "identity-retention.Bangs.edit": 0.5,
+                          "identity-retention.Smiling.n": 100.0, "identity-retention.Smiling.truth": 0.96,
+                          "identity-retention.Smiling.edit_vs_truth": 0.98, "identity-retention.Bangs.edit": 0.5,
                           "identity-retention.Bangs.reconstruction": 0.99, "identity-retention.Bangs.n": 100.0},
               "floors": {"identity-retention.Smiling.edit": 0.31},
               "details": {"classifier": {"factor_accuracy": {"hair_colour": 0.991}}}}
     page = metric_tables(record)
     assert "identity-retention" in page and "hair_colour 0.991" in page
-    assert "<td>Smiling</td><td class='good'>0.9700</td><td>0.9900</td><td>0.3100</td><td>100</td>" in page
-    assert "<td>Bangs</td><td class='bad'>0.5000</td>" in page
+    assert ("<td>Smiling</td><td class='good'>0.9700</td><td>0.9900</td><td>0.3100</td><td>100</td>"
+            "<td>0.9600</td><td>0.9800</td></tr>") in page
+    assert "<td>Bangs</td><td class='bad'>0.5000</td>" in page and "<td>100</td><td>—</td><td>—</td></tr>" in page
 
 
 def test_edit_success_both_directions_with_a_perfect_and_a_null_editor(faces):

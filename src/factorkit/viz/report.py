@@ -148,14 +148,19 @@ def metric_tables(record: dict) -> str:
     if ir:
         rows = "".join(f"<tr><td>{a}</td><td class='{'good' if m[f'identity-retention.{a}.edit'] >= 0.95 else 'bad'}'>"
                        f"{_fmt(m[f'identity-retention.{a}.edit'])}</td><td>{_fmt(m[f'identity-retention.{a}.reconstruction'])}</td>"
-                       f"<td>{_fmt(fl.get(f'identity-retention.{a}.edit', ''))}</td><td>{int(m[f'identity-retention.{a}.n'])}</td></tr>"
+                       f"<td>{_fmt(fl.get(f'identity-retention.{a}.edit', ''))}</td><td>{int(m[f'identity-retention.{a}.n'])}</td>"
+                       f"<td>{_fmt(m.get(f'identity-retention.{a}.truth', '—'))}</td>"
+                       f"<td>{_fmt(m.get(f'identity-retention.{a}.edit_vs_truth', '—'))}</td></tr>"
                        for a in ir)
         acc = record.get("details", {}).get("classifier", {}).get("factor_accuracy", {})
         note = ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
         out.append("<h3>identity-retention (the judge reads every other factor of the edit unchanged)</h3>"
                    f"<p class='note'>Judge's held-out accuracy per factor: {html.escape(note) or 'n/a'}. "
-                   "Chance = how often unrelated test faces agree on those factors.</p>"
-                   "<table><tr><th>edited attribute</th><th>edit</th><th>reconstruction</th><th>chance</th><th>N</th></tr>"
+                   "Chance = how often unrelated test faces agree on those factors. With true counterfactual "
+                   "renders: what the true render of the flip keeps (a perfect editor's score; an attribute can "
+                   "hide a factor from the judge), and the edit read against that render (1 for a perfect editor).</p>"
+                   "<table><tr><th>edited attribute</th><th>edit</th><th>reconstruction</th><th>chance</th><th>N</th>"
+                   "<th>true render</th><th>edit vs true render</th></tr>"
                    f"{rows}</table>")
     cf = sorted({k.split(".")[1] for k in m if k.startswith("counterfactual.") and k.count(".") >= 2})
     if cf:
