@@ -61,7 +61,7 @@ Paper ≠ code (methods.md §3.3–3.4); each difference is a switch:
   sample that shows z′'s attributes instead of y's, and the decoder is asked to draw what ŷ says
   whatever ẑ carries — an adversary, not a fixed classifier it can fool with noise (results §11).
 * ``lambda_fm`` (ours; 0 in both presets): the encoder and decoder also minimise
-  λ_fm · Σ_i mean |C_i(x̂) − C_i(x)| over C's conv layers (``feature_match_loss``): Bao et al.'s
+  λ_fm · Σ_i mean |C_i(x̂) − C_i(x)| over C's conv layers (``adversarial.feature_matching_loss``): Bao et al.'s
   pairwise feature matching against the VAE's blur, in pix2pixHD's per-layer L1 form. It raised
   the reconstruction 1.2–2.2 dB in the game at no extra cost; the masked edits' bar did not follow
   (results §11, "Sharper reconstructions").
@@ -169,7 +169,7 @@ class Discriminator(nn.Module):
         feats = []
         for layer in self.net[:-2]:
             x = layer(x)
-            if isinstance(layer, (nn.ReLU, ResidualBlock)):
+            if features and isinstance(layer, (nn.ReLU, ResidualBlock)):
                 feats.append(x)
         phi = self.net[-2](x)
         logit = self.net[-1](phi).squeeze(1)
@@ -336,13 +336,6 @@ class IFcVAEGAN(Model):
             return 0.5 * (adv.real_loss(rec, "sum") + adv.real_loss(prior, "sum"))
         return (adv.real_loss(rec) + adv.real_loss(prior)) / 3
 
-    @staticmethod
-    def feature_match_loss(fake: list[Tensor], real: list[Tensor]) -> Tensor:
-        """L_fm = Σ_i mean |C_i(x̂) − C_i(x)| over C's conv layers i (ours, ``lambda_fm``): the pairwise
-        feature matching Bao et al.'s cVAE-GAN adds against the VAE's blur, in the per-layer L1 form of
-        Wang et al. (pix2pixHD, eq. 4). C's features of x are constants here: C does not learn from it."""
-        return sum((a - b).abs().mean() for a, b in zip(fake, real))
-
     # --- the players, in the authors' order: VAE (θ, φ), A_ψ, C ---------------------------------
     def labels(self, batch) -> Tensor:
         return batch["attributes"][:, self.attr_index].float()
@@ -400,7 +393,8 @@ class IFcVAEGAN(Model):
             if c.lambda_fm:
                 with torch.no_grad():
                     real_feats = d(x, y, features=True)[1]
-                out["fm"] = self.feature_match_loss(rec_feats, real_feats)
+                # L_fm = Σ_i mean |C_i(x̂) − C_i(x)| over C's conv layers (ours; adversarial.feature_matching_loss)
+                out["fm"] = adv.feature_matching_loss(rec_feats, real_feats)
                 total = total + c.lambda_fm * out["fm"]
         out["autoencoder"] = total
         return out

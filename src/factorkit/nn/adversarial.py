@@ -4,27 +4,30 @@ Conventions: a discriminator returns *logits* (non-saturating GAN) or unbounded 
 critic), one per image; every loss is a mean over the batch (``real_loss`` / ``fake_loss`` also
 sum, for methods whose code sums); a player minimises its loss.
 
-========================  =====================================================================
-function                  equation
-========================  =====================================================================
-``d_loss``                Goodfellow et al. 2014, eq. 1, D's side as a loss:
-                          −E[log D(x)] − E[log(1 − D(G(z)))] = ``real_loss`` + ``fake_loss``
-``real_loss``             −log D(·) ("labelled real"), mean or sum over the batch
-``fake_loss``             −log(1 − D(·)) ("labelled fake"), mean or sum over the batch
-``g_loss``                Goodfellow et al. 2014, §3 (the non-saturating heuristic): −E[log D(G(z))]
-``confusion_loss``        Tzeng et al. 2015, eq. 3 / Alvi et al. 2018, eq. 4 (domain / label
-                          confusion): the cross-entropy of the adversary's output against ½ or
-                          the label's marginal p — bounded below by H(p), reached at chance
-``wgan_critic_loss``      Arjovsky et al. 2017, eq. 3 / Alg. 1 line 5, as a loss:
-                          E[f(G(z))] − E[f(x)]
-``wgan_generator_loss``   Arjovsky et al. 2017, Alg. 1 line 10: −E[f(G(z))]
-``clip_weights``          Arjovsky et al. 2017, Alg. 1 line 7: w ← clip(w, −c, c)
-``r1_penalty``            Mescheder et al. 2018, eq. 9: (γ/2) E[‖∇ₓ D(x)‖²] on real data
-``gradient_penalty``      Gulrajani et al. 2017, eq. 3: λ E[(‖∇ D(x̂)‖₂ − 1)²],
-                          x̂ = εx + (1 − ε)x̃, ε ~ U[0, 1]
-``spectral_norm``         Miyato et al. 2018: every conv / linear weight divided by its largest
-                          singular value (power iteration), as a switch on a built network
-========================  =====================================================================
+==========================  =====================================================================
+function                    equation
+==========================  =====================================================================
+``d_loss``                  Goodfellow et al. 2014, eq. 1, D's side as a loss:
+                            −E[log D(x)] − E[log(1 − D(G(z)))] = ``real_loss`` + ``fake_loss``
+``real_loss``               −log D(·) ("labelled real"), mean or sum over the batch
+``fake_loss``               −log(1 − D(·)) ("labelled fake"), mean or sum over the batch
+``g_loss``                  Goodfellow et al. 2014, §3 (the non-saturating heuristic): −E[log D(G(z))]
+``confusion_loss``          Tzeng et al. 2015, eq. 3 / Alvi et al. 2018, eq. 4 (domain / label
+                            confusion): the cross-entropy of the adversary's output against ½ or
+                            the label's marginal p — bounded below by H(p), reached at chance
+``wgan_critic_loss``        Arjovsky et al. 2017, eq. 3 / Alg. 1 line 5, as a loss:
+                            E[f(G(z))] − E[f(x)]
+``wgan_generator_loss``     Arjovsky et al. 2017, Alg. 1 line 10: −E[f(G(z))]
+``clip_weights``            Arjovsky et al. 2017, Alg. 1 line 7: w ← clip(w, −c, c)
+``r1_penalty``              Mescheder et al. 2018, eq. 9: (γ/2) E[‖∇ₓ D(x)‖²] on real data
+``gradient_penalty``        Gulrajani et al. 2017, eq. 3: λ E[(‖∇ D(x̂)‖₂ − 1)²],
+                            x̂ = εx + (1 − ε)x̃, ε ~ U[0, 1]
+``spectral_norm``           Miyato et al. 2018: every conv / linear weight divided by its largest
+                            singular value (power iteration), as a switch on a built network
+``feature_matching_loss``   Wang et al. 2018 (pix2pixHD), eq. 4: Σ_i mean |D_i(x̂) − D_i(x)| over the
+                            discriminator's layers i, the real side a constant — the pairwise feature
+                            matching of Bao et al. 2017 (cVAE-GAN) in per-layer L1 form
+==========================  =====================================================================
 """
 
 from __future__ import annotations
@@ -142,3 +145,12 @@ def spectral_norm(module: nn.Module) -> nn.Module:
             if not nn.utils.parametrize.is_parametrized(child, "weight"):
                 nn.utils.parametrizations.spectral_norm(child)
     return module
+
+
+# --- feature matching (Wang et al. 2018, eq. 4) ------------------------------------------------------
+
+
+def feature_matching_loss(fake: list[Tensor], real: list[Tensor]) -> Tensor:
+    """Σ_i mean |fake_i − real_i| over paired discriminator activations; the real ones are
+    constants (detached): the discriminator does not learn from this term."""
+    return sum((a - b.detach()).abs().mean() for a, b in zip(fake, real, strict=True))
