@@ -7,13 +7,14 @@ true counterfactual renders, held to the bar of "Edits that convince" (issues 16
         --out runs/bench-oracle/w32-6k
 
 Every method of issues 17 and 18 learns to edit without ever seeing an edited face. This script
-removes that difficulty: a conditional U-Net G(x, instruction) is trained by L1 against the *true*
-counterfactual render of the instruction ("set attribute k to v"; v the flip on 3 of 4 samples,
+removes that difficulty: a conditional U-Net G(x, instruction) is trained by a balanced L1 against the
+*true* counterfactual render of the instruction ("set attribute k to v"; v the flip on 3 of 4 samples,
 the face's own value on the fourth, whose target is the input). It reads the test split's ground
 truth nowhere: pairs come from the training split only, the identities held out as usual. It is
 not a method and not in the library; it answers one question. If this oracle, at the compute
-budget the methods get (3,000 steps on 2 cores), misses the bar, the bar is out of reach of any
-editor of this size and budget, whatever it learns from; if it meets it, the methods are the limit.
+budget the methods get on 2 cores, misses the bar with the answer in its loss, the methods, which
+learn without it, can hardly be expected to meet it there; if it meets it, the methods are the limit.
+(The oracle never encodes, so its reconstruction is the input and "closer" is "closer than the input".)
 
 Architecture (width f): strided convs 64→32→16→8 at f, 2f, 4f channels, each level's map joined
 to the decoder's (U-Net), the input image joined before the last 3 × 3 conv, the instruction tiled
@@ -130,7 +131,7 @@ def train(args, data) -> tuple[Oracle, float]:
         if step + 1 in args.keep:
             save_file(net.state_dict(), Path(args.out) / f"oracle-step{step + 1}.safetensors")
         if step % 500 == 0 or step == args.steps - 1:
-            print(f"step {step}: L1 {loss.item():.4f} ({(step + 1) / (time.perf_counter() - t0):.2f} steps/s)", flush=True)
+            print(f"step {step}: balanced L1 {loss.item():.4f} ({(step + 1) / (time.perf_counter() - t0):.2f} steps/s)", flush=True)
     return net, time.perf_counter() - t0
 
 
@@ -162,6 +163,14 @@ def main() -> None:
         args.keep = {int(v) for v in args.keep.split(",") if v}
     except ValueError:
         ap.error(f"--keep {args.keep!r}: expected comma-separated step numbers, e.g. 3000,6000")
+    if args.weights and args.keep:
+        ap.error("--keep saves weights while training, and --weights scores saved ones without training: "
+                 "give one of them")
+    if any(not 0 < v <= args.steps for v in args.keep):
+        ap.error(f"--keep: every step must lie in 1..--steps ({args.steps}); got {sorted(args.keep)}")
+    if args.weights and not Path(args.weights).is_file():
+        ap.error(f"--weights {args.weights}: no such file (a run of this script with --keep N writes "
+                 "oracle-stepN.safetensors in its --out)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train_set, test = fk.data.load("faces", "train"), fk.data.load("faces", "test")
