@@ -40,15 +40,16 @@ from torch import nn
 import factorkit as fk
 from factorkit.metrics.classifier import evaluation_classifier
 from factorkit.metrics.editing import counterfactual, edit_success, identity_retention
+from factorkit.nn.blocks import conv_block
 from factorkit.viz import grids
 
 
 def _down(i: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(i, o, 4, 2, 1), nn.BatchNorm2d(o), nn.LeakyReLU(0.2))
+    return nn.Sequential(*conv_block(i, o, 4, 2, 1, norm="batch", act="lrelu"))
 
 
 def _up(i: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1), nn.BatchNorm2d(o), nn.ReLU())
+    return nn.Sequential(*conv_block(i, o, 4, 2, 1, norm="batch", act="relu", transpose=True))
 
 
 class Oracle(nn.Module):
@@ -57,9 +58,9 @@ class Oracle(nn.Module):
     def __init__(self, attributes: int, f: int = 32) -> None:
         super().__init__()
         a = attributes
-        self.d1 = nn.Sequential(nn.Conv2d(3 + a, f, 4, 2, 1), nn.LeakyReLU(0.2))  # 32
+        self.d1 = nn.Sequential(*conv_block(3 + a, f, 4, 2, 1, act="lrelu"))  # 32
         self.d2, self.d3 = _down(f, 2 * f), _down(2 * f, 4 * f)  # 16, 8
-        self.mid = nn.Sequential(nn.Conv2d(4 * f + a, 4 * f, 3, 1, 1), nn.BatchNorm2d(4 * f), nn.ReLU())
+        self.mid = nn.Sequential(*conv_block(4 * f + a, 4 * f, 3, 1, 1, norm="batch", act="relu"))
         self.u3, self.u2, self.u1 = _up(8 * f, 2 * f), _up(4 * f, f), _up(2 * f, f // 2)
         self.head = nn.Conv2d(f // 2 + 3, 3, 3, 1, 1)
 
