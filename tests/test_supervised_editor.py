@@ -59,3 +59,13 @@ def test_the_oracle_editor_sets_one_attribute_and_reconstructs_the_input():
     assert net(x, c).shape == x.shape
     c[:, 1] = 1.0
     assert not torch.equal(net(x, c), net(x, torch.zeros(2, 3)))
+
+
+@pytest.mark.parametrize("argv", [["--weights", "w.safetensors", "--loss", "l1"], ["--weights", "w.safetensors", "--keep", "5"],
+                                  ["--steps", "10", "--keep", "20"], ["--weights", "no-such-file.safetensors"]])
+def test_flags_that_would_be_ignored_or_fail_late_are_refused(argv, monkeypatch, capsys):
+    se = _module()
+    monkeypatch.setattr("sys.argv", ["supervised_editor.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        se.main()
+    assert e.value.code == 2 and "error: --" in capsys.readouterr().err
