@@ -61,11 +61,15 @@ def test_the_oracle_editor_sets_one_attribute_and_reconstructs_the_input():
     assert not torch.equal(net(x, c), net(x, torch.zeros(2, 3)))
 
 
-@pytest.mark.parametrize("argv", [["--weights", "w.safetensors", "--loss", "l1"], ["--weights", "w.safetensors", "--keep", "5"],
-                                  ["--steps", "10", "--keep", "20"], ["--weights", "no-such-file.safetensors"]])
-def test_flags_that_would_be_ignored_or_fail_late_are_refused(argv, monkeypatch, capsys):
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--weights", "w.safetensors", "--loss", "l1"], "--keep and --loss act while training"),
+    (["--weights", "w.safetensors", "--keep", "5"], "--keep and --loss act while training"),
+    (["--steps", "10", "--keep", "20"], "--keep: every step must lie in 1..--steps (10)"),
+    (["--weights", "no-such-file.safetensors"], "no-such-file.safetensors: no such file"),
+])
+def test_flags_that_would_be_ignored_or_fail_late_are_refused(argv, named, monkeypatch, capsys):
     se = _module()
     monkeypatch.setattr("sys.argv", ["supervised_editor.py", *argv])
     with pytest.raises(SystemExit) as e:
         se.main()
-    assert e.value.code == 2 and "error: --" in capsys.readouterr().err
+    assert e.value.code == 2 and named in capsys.readouterr().err
